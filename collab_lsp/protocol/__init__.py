@@ -1,0 +1,1 @@
+"""The relay protocol core: frame models, errors, permissions, coordinates. No I/O."""

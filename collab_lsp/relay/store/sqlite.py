@@ -1,0 +1,939 @@
+"""The embedded default store: one SQLite file in WAL mode, written by one task.
+
+Writes are group-committed: the writer task takes every job waiting in its queue,
+runs each inside its own savepoint of one transaction, commits once, and only
+then resolves the callers (so an ``ack`` always follows the commit that holds the
+event). ``synchronous=NORMAL`` survives a killed relay process; ``FULL`` also
+survives a power loss, at the price of one fsync per group commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import sqlite3
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, TypeVar
+
+import aiosqlite
+
+from collab_lsp.protocol.codec import format_timestamp, utc_now
+from collab_lsp.protocol.colors import color_index
+from collab_lsp.protocol.errors import ErrorCode, ProtocolError
+from collab_lsp.protocol.models import (
+    Message,
+    MessageType,
+    ParticipantKind,
+    SessionInfo,
+    SessionStatus,
+)
+from collab_lsp.protocol.permissions import Role
+from collab_lsp.relay.store.base import (
+    CommittedEvent,
+    InviteRecord,
+    OnCommit,
+    ParticipantRecord,
+    Snapshot,
+    StoreUnavailable,
+)
+from collab_lsp.relay.store.schema import MIGRATIONS
+
+__all__ = ["SqliteStore", "new_id"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Job = Callable[[aiosqlite.Connection], Awaitable[T]]
+
+_MAX_BATCH = 512
+_MESSAGE_COLUMNS = (
+    "m.id, m.seq, m.message_type, m.user_id, u.username, m.content, m.metadata, "
+    "m.parent_id, m.created_at, m.updated_at, m.deleted_at"
+)
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_urlsafe(9)}"
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+class _Pending:
+    __slots__ = ("future", "job")
+
+    def __init__(self, job: Job[Any], future: asyncio.Future[Any]) -> None:
+        self.job = job
+        self.future = future
+
+
+class SqliteStore:
+    """SQLite via aiosqlite: a writer connection and a reader connection (WAL)."""
+
+    def __init__(self, path: str, *, synchronous: Literal["NORMAL", "FULL"] = "NORMAL") -> None:
+        self.path = path
+        self.synchronous = synchronous
+        self.epoch = ""
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
+        self._writer_task: asyncio.Task[None] | None = None
+        self._listeners: list[OnCommit] = []
+        self._committed: list[CommittedEvent] = []
+        self._read_lock = asyncio.Lock()
+        self._snapshot_owner: asyncio.Task[Any] | None = None
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def open(self) -> None:
+        try:
+            self._writer = await aiosqlite.connect(self.path, isolation_level=None)
+            await self._configure(self._writer)
+            await self._migrate(self._writer)
+            self._reader = await aiosqlite.connect(self.path, isolation_level=None)
+            await self._configure(self._reader)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot open SQLite database {self.path!r}: {exc}") from exc
+        self.epoch = await self._meta("epoch", lambda: new_id("ep"))
+        self._writer_task = asyncio.get_running_loop().create_task(self._write_loop())
+
+    async def close(self) -> None:
+        """Finish every queued write, then close both connections."""
+        if self._writer_task is not None:
+            await self._queue.put(None)
+            await self._writer_task
+            self._writer_task = None
+        for connection in (self._reader, self._writer):
+            if connection is not None:
+                await connection.close()
+        self._reader = self._writer = None
+
+    def add_listener(self, listener: OnCommit) -> None:
+        self._listeners.append(listener)
+
+    async def relay_secret(self) -> str:
+        return await self._meta("relay_secret", lambda: secrets.token_urlsafe(48))
+
+    async def _configure(self, connection: aiosqlite.Connection) -> None:
+        await connection.execute("PRAGMA journal_mode=WAL")
+        await connection.execute(f"PRAGMA synchronous={self.synchronous}")
+        await connection.execute("PRAGMA foreign_keys=ON")
+        await connection.execute("PRAGMA busy_timeout=5000")
+
+    async def _migrate(self, connection: aiosqlite.Connection) -> None:
+        await connection.execute(
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+        )
+        async with connection.execute(
+            "SELECT value FROM meta WHERE key = 'schema_version'"
+        ) as cursor:
+            row = await cursor.fetchone()
+        version = int(row[0]) if row else 0
+        if version > len(MIGRATIONS):
+            raise StoreUnavailable(
+                f"database schema version {version} is newer than this relay "
+                f"({len(MIGRATIONS)}); upgrade collab-lsp"
+            )
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            await connection.executescript(
+                f"BEGIN IMMEDIATE;\n{script}\n"
+                f"INSERT INTO meta (key, value) VALUES ('schema_version', '{number}') "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value;\nCOMMIT;"
+            )
+
+    async def _meta(self, key: str, default: Callable[[], str]) -> str:
+        writer = self._require(self._writer)
+        await writer.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+            (key, default()),
+        )
+        async with writer.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cursor:
+            row = await cursor.fetchone()
+        assert row is not None
+        return str(row[0])
+
+    @staticmethod
+    def _require(connection: aiosqlite.Connection | None) -> aiosqlite.Connection:
+        if connection is None:
+            raise StoreUnavailable("the store is closed")
+        return connection
+
+    # -- the group-commit writer -----------------------------------------------------
+
+    async def _write(self, job: Job[T]) -> T:
+        if self._writer_task is None or self._writer_task.done():
+            raise StoreUnavailable("the store is closed")
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Pending(job, future))
+        return await future
+
+    async def _write_loop(self) -> None:
+        writer = self._require(self._writer)
+        stopping = False
+        while not stopping:
+            first = await self._queue.get()
+            batch: list[_Pending] = []
+            if first is None:
+                stopping = True
+            else:
+                batch.append(first)
+            while not self._queue.empty() and len(batch) < _MAX_BATCH:
+                item = self._queue.get_nowait()
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
+            if batch:
+                await self._run_batch(writer, batch)
+
+    async def _run_batch(self, writer: aiosqlite.Connection, batch: list[_Pending]) -> None:
+        outcomes: list[tuple[_Pending, Any, BaseException | None]] = []
+        self._committed = []
+        try:
+            await writer.execute("BEGIN IMMEDIATE")
+            for pending in batch:
+                marker = len(self._committed)
+                await writer.execute("SAVEPOINT job")
+                try:
+                    result = await pending.job(writer)
+                except (ProtocolError, ValueError) as exc:
+                    await writer.execute("ROLLBACK TO job")
+                    del self._committed[marker:]
+                    outcomes.append((pending, None, exc))
+                else:
+                    outcomes.append((pending, result, None))
+                await writer.execute("RELEASE job")
+            await writer.execute("COMMIT")
+        except sqlite3.Error as exc:
+            log.error("store write failed, nothing in this batch is acknowledged: %s", exc)
+            with contextlib.suppress(sqlite3.Error):
+                await writer.execute("ROLLBACK")
+            failure = StoreUnavailable(f"database write failed: {exc}")
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_exception(failure)
+            return
+        # Listeners run in commit order before any caller resumes, so fan-out
+        # order is seq order.
+        for event in self._committed:
+            for listener in self._listeners:
+                try:
+                    listener(event)
+                except Exception:
+                    log.exception("commit listener failed")
+        for pending, result, error in outcomes:
+            if pending.future.done():
+                continue
+            if error is not None:
+                pending.future.set_exception(error)
+            else:
+                pending.future.set_result(result)
+
+    # -- reads -----------------------------------------------------------------------
+
+    async def _fetchall(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        if self._snapshot_owner is asyncio.current_task():
+            return await self._read(sql, params)
+        async with self._read_lock:
+            return await self._read(sql, params)
+
+    async def _read(self, sql: str, params: tuple[Any, ...]) -> list[sqlite3.Row]:
+        reader = self._require(self._reader)
+        try:
+            async with reader.execute(sql, params) as cursor:
+                return list(await cursor.fetchall())
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"database read failed: {exc}") from exc
+
+    async def _fetchone(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Row | None:
+        rows = await self._fetchall(sql, params)
+        return rows[0] if rows else None
+
+    async def get_session(self, session_id: str) -> SessionInfo | None:
+        row = await self._fetchone(
+            "SELECT id, title, status, token_count, health_score, host_id, created_at "
+            "FROM sessions WHERE id = ?",
+            (session_id,),
+        )
+        return _session(row) if row else None
+
+    async def list_sessions(self) -> list[SessionInfo]:
+        rows = await self._fetchall(
+            "SELECT id, title, status, token_count, health_score, host_id, created_at "
+            "FROM sessions ORDER BY created_at"
+        )
+        return [_session(row) for row in rows]
+
+    async def get_participant(self, session_id: str, user_id: str) -> ParticipantRecord | None:
+        row = await self._fetchone(
+            _PARTICIPANT_SQL + " WHERE p.session_id = ? AND p.user_id = ?", (session_id, user_id)
+        )
+        return _participant(row) if row else None
+
+    async def list_participants(self, session_id: str) -> list[ParticipantRecord]:
+        rows = await self._fetchall(
+            _PARTICIPANT_SQL + " WHERE p.session_id = ? ORDER BY p.joined_at", (session_id,)
+        )
+        return [_participant(row) for row in rows]
+
+    async def get_message(self, session_id: str, message_id: str) -> Message | None:
+        row = await self._fetchone(
+            f"SELECT {_MESSAGE_COLUMNS} FROM session_messages m JOIN users u ON u.id = m.user_id "
+            "WHERE m.session_id = ? AND m.id = ?",
+            (session_id, message_id),
+        )
+        return _message(row) if row else None
+
+    async def messages_before(
+        self, session_id: str, before_seq: int | None, limit: int
+    ) -> tuple[list[Message], bool]:
+        rows = await self._fetchall(
+            f"SELECT {_MESSAGE_COLUMNS} FROM session_messages m JOIN users u ON u.id = m.user_id "
+            "WHERE m.session_id = ? AND m.seq < ? ORDER BY m.seq DESC LIMIT ?",
+            (session_id, before_seq if before_seq is not None else 2**62, limit + 1),
+        )
+        has_more = len(rows) > limit
+        return [_message(row) for row in reversed(rows[:limit])], has_more
+
+    async def events_after(self, session_id: str, seq: int, limit: int) -> list[tuple[int, str]]:
+        rows = await self._fetchall(
+            "SELECT seq, event_data FROM session_events WHERE session_id = ? AND seq > ? "
+            "ORDER BY seq LIMIT ?",
+            (session_id, seq, limit),
+        )
+        return [(int(row[0]), str(row[1])) for row in rows]
+
+    async def first_event_seq(self, session_id: str) -> int | None:
+        row = await self._fetchone(
+            "SELECT MIN(seq) FROM session_events WHERE session_id = ?", (session_id,)
+        )
+        return int(row[0]) if row and row[0] is not None else None
+
+    async def last_seq(self, session_id: str) -> int:
+        row = await self._fetchone("SELECT last_seq FROM sessions WHERE id = ?", (session_id,))
+        return int(row[0]) if row else 0
+
+    async def snapshot(self, session_id: str, limit: int) -> Snapshot | None:
+        """Session, participants, recent messages and last seq from one read transaction."""
+        reader = self._require(self._reader)
+        try:
+            async with self._read_lock:
+                self._snapshot_owner = asyncio.current_task()
+                await reader.execute("BEGIN")
+                try:
+                    session = await self.get_session(session_id)
+                    if session is None:
+                        return None
+                    seq = await self.last_seq(session_id)
+                    participants = await self.list_participants(session_id)
+                    messages, _ = await self.messages_before(session_id, None, limit)
+                finally:
+                    self._snapshot_owner = None
+                    await reader.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"database read failed: {exc}") from exc
+        return Snapshot(session, participants, messages, seq)
+
+    async def get_invite(self, invite_id: str) -> InviteRecord | None:
+        row = await self._fetchone(_INVITE_SQL + " WHERE id = ?", (invite_id,))
+        return _invite(row) if row else None
+
+    # -- writes that are not session events --------------------------------------------
+
+    async def create_session(
+        self, *, title: str, host_id: str, host_name: str, host_kind: ParticipantKind
+    ) -> SessionInfo:
+        session_id = new_id("s")
+        now = utc_now()
+
+        async def job(db: aiosqlite.Connection) -> None:
+            await _upsert_user(db, host_id, host_name, host_kind, now)
+            await db.execute(
+                "INSERT INTO sessions (id, title, status, host_id, created_at) "
+                "VALUES (?, ?, 'active', ?, ?)",
+                (session_id, title, host_id, now),
+            )
+            await db.execute(
+                "INSERT INTO session_participants (id, session_id, user_id, role, joined_at, "
+                "is_active) VALUES (?, ?, ?, 'host', ?, FALSE)",
+                (new_id("p"), session_id, host_id, now),
+            )
+
+        await self._write(job)
+        session = await self.get_session(session_id)
+        assert session is not None
+        return session
+
+    async def create_invite(
+        self, *, session_id: str, role: Role, created_by: str, ttl_seconds: int, max_uses: int
+    ) -> InviteRecord:
+        invite_id = new_id("i")
+        now = datetime.now(UTC)
+        expires = format_timestamp(now + timedelta(seconds=ttl_seconds))
+
+        async def job(db: aiosqlite.Connection) -> None:
+            await db.execute(
+                "INSERT INTO invites (id, session_id, role, created_by, created_at, expires_at, "
+                "max_uses) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    invite_id,
+                    session_id,
+                    role.value,
+                    created_by,
+                    format_timestamp(now),
+                    expires,
+                    max_uses,
+                ),
+            )
+
+        await self._write(job)
+        invite = await self.get_invite(invite_id)
+        assert invite is not None
+        return invite
+
+    async def redeem_invite(self, invite_id: str) -> InviteRecord:
+        async def job(db: aiosqlite.Connection) -> InviteRecord:
+            async with db.execute(_INVITE_SQL + " WHERE id = ?", (invite_id,)) as cursor:
+                row = await cursor.fetchone()
+            if row is None:
+                raise ProtocolError(ErrorCode.INVITE_INVALID, "this invite does not exist")
+            invite = _invite(row)
+            if invite.revoked:
+                raise ProtocolError(ErrorCode.INVITE_INVALID, "this invite was revoked")
+            if invite.expires_at <= utc_now():
+                raise ProtocolError(ErrorCode.INVITE_INVALID, "this invite has expired")
+            if invite.uses >= invite.max_uses:
+                raise ProtocolError(ErrorCode.INVITE_INVALID, "this invite has been used up")
+            await db.execute("UPDATE invites SET uses = uses + 1 WHERE id = ?", (invite_id,))
+            return invite
+
+        return await self._write(job)
+
+    async def revoke_invite(self, session_id: str, invite_id: str) -> InviteRecord:
+        async def job(db: aiosqlite.Connection) -> InviteRecord:
+            async with db.execute(
+                _INVITE_SQL + " WHERE id = ? AND session_id = ?", (invite_id, session_id)
+            ) as cursor:
+                row = await cursor.fetchone()
+            if row is None:
+                raise ProtocolError(
+                    ErrorCode.NOT_FOUND, "no such invite in this session", field="invite_id"
+                )
+            await db.execute(
+                "UPDATE invites SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (utc_now(), invite_id),
+            )
+            return _invite(row)
+
+        return await self._write(job)
+
+    # -- durable session events ---------------------------------------------------------
+
+    async def find_client_event(
+        self, session_id: str, user_id: str, client_id: str
+    ) -> CommittedEvent | None:
+        row = await self._fetchone(
+            "SELECT event_id, seq, event_type, event_data FROM session_events "
+            "WHERE session_id = ? AND user_id = ? AND client_id = ?",
+            (session_id, user_id, client_id),
+        )
+        return _duplicate(session_id, row) if row else None
+
+    async def _event(
+        self,
+        session_id: str,
+        user_id: str | None,
+        client_id: str | None,
+        build: Callable[[aiosqlite.Connection, int, str], Awaitable[dict[str, Any]]],
+    ) -> CommittedEvent:
+        """Run ``build`` in the writer transaction and append the frame it returns."""
+
+        async def job(db: aiosqlite.Connection) -> CommittedEvent:
+            if client_id is not None:
+                async with db.execute(
+                    "SELECT event_id, seq, event_type, event_data FROM session_events "
+                    "WHERE session_id = ? AND user_id = ? AND client_id = ?",
+                    (session_id, user_id, client_id),
+                ) as cursor:
+                    row = await cursor.fetchone()
+                if row is not None:
+                    return _duplicate(session_id, row)
+            async with db.execute(
+                "UPDATE sessions SET last_seq = last_seq + 1 WHERE id = ? AND status != 'ended' "
+                "RETURNING last_seq",
+                (session_id,),
+            ) as cursor:
+                seq_row = await cursor.fetchone()
+            if seq_row is None:
+                raise ProtocolError(ErrorCode.SESSION_ENDED, "this session has ended")
+            seq = int(seq_row[0])
+            now = utc_now()
+            body = await build(db, seq, now)
+            frame = {
+                "type": body.pop("type"),
+                "session_id": session_id,
+                "id": body.pop("id", None) or new_id("e"),
+                "seq": seq,
+                "timestamp": now,
+                **body,
+            }
+            wire = _dumps(frame)
+            await db.execute(
+                "INSERT INTO session_events (session_id, user_id, event_type, event_data, "
+                "timestamp, seq, event_id, client_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (session_id, user_id, frame["type"], wire, now, seq, frame["id"], client_id),
+            )
+            event = CommittedEvent(session_id, frame["id"], seq, frame["type"], frame, wire)
+            self._committed.append(event)
+            return event
+
+        return await self._write(job)
+
+    async def join(
+        self,
+        session_id: str,
+        *,
+        user_id: str,
+        username: str,
+        kind: ParticipantKind,
+        role: Role,
+        announce: bool,
+    ) -> tuple[ParticipantRecord, CommittedEvent | None]:
+        now = utc_now()
+
+        async def record(db: aiosqlite.Connection) -> None:
+            await _upsert_user(db, user_id, username, kind, now)
+            await db.execute(
+                "INSERT INTO session_participants (id, session_id, user_id, role, joined_at, "
+                "is_active, last_seen) VALUES (?, ?, ?, ?, ?, TRUE, ?) "
+                "ON CONFLICT (session_id, user_id) DO UPDATE SET is_active = TRUE, "
+                "left_at = NULL, last_seen = excluded.last_seen",
+                (new_id("p"), session_id, user_id, role.value, now, now),
+            )
+
+        event: CommittedEvent | None = None
+        if announce:
+
+            async def build(db: aiosqlite.Connection, seq: int, at: str) -> dict[str, Any]:
+                await record(db)
+                participant = await _participant_in(db, session_id, user_id)
+                return {"type": "user_joined", "user": _user_info(participant)}
+
+            event = await self._event(session_id, user_id, None, build)
+        else:
+            await self._write(record)
+        participant = await self.get_participant(session_id, user_id)
+        assert participant is not None
+        return participant, event
+
+    async def leave(self, session_id: str, user_id: str, reason: str) -> CommittedEvent:
+        async def build(db: aiosqlite.Connection, seq: int, now: str) -> dict[str, Any]:
+            participant = await _participant_in(db, session_id, user_id)
+            await db.execute(
+                "UPDATE session_participants SET is_active = FALSE, left_at = ?, last_seen = ? "
+                "WHERE session_id = ? AND user_id = ?",
+                (now, now, session_id, user_id),
+            )
+            return {
+                "type": "user_left",
+                "user_id": user_id,
+                "username": participant.username,
+                "reason": reason,
+            }
+
+        return await self._event(session_id, user_id, None, build)
+
+    async def add_message(
+        self, session_id: str, user_id: str, client_id: str | None, message: dict[str, Any]
+    ) -> CommittedEvent:
+        message_type = MessageType(message["message_type"])
+
+        async def build(db: aiosqlite.Connection, seq: int, now: str) -> dict[str, Any]:
+            fields = dict(message)
+            parent_id = fields.get("parent_id")
+            if parent_id is not None:
+                parent = await _message_in(db, session_id, parent_id, field="parent_id")
+                _check_parent(parent, message_type)
+                # Threads are one level deep: a reply to a reply joins the root's thread.
+                fields["parent_id"] = parent.parent_id or parent.id
+                if message_type is MessageType.COMMENT:
+                    for key in ("file", "line", "end_line", "code_snippet", "commit", "blob"):
+                        fields[key] = getattr(parent, key)
+            message_id = new_id("m")
+            metadata = {
+                "mentions": fields.get("mentions", []),
+                "reactions": {},
+                "code_ref": {
+                    key: fields.get(key)
+                    for key in ("file", "line", "end_line", "code_snippet", "commit", "blob")
+                }
+                if message_type is MessageType.COMMENT
+                else None,
+                "resolved": False,
+            }
+            await db.execute(
+                "INSERT INTO session_messages (id, session_id, user_id, message_type, content, "
+                "metadata, parent_id, created_at, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    message_id,
+                    session_id,
+                    user_id,
+                    message_type.value,
+                    fields["content"],
+                    _dumps(metadata),
+                    fields.get("parent_id"),
+                    now,
+                    seq,
+                ),
+            )
+            stored = await _message_in(db, session_id, message_id)
+            key = "comment" if message_type is MessageType.COMMENT else "message"
+            event_type = "code_comment" if message_type is MessageType.COMMENT else "chat_message"
+            return {
+                "type": event_type,
+                "id": message_id,
+                key: stored.model_dump(mode="json", exclude_none=True),
+            }
+
+        return await self._event(session_id, user_id, client_id, build)
+
+    async def edit_message(
+        self, session_id: str, user_id: str, client_id: str | None, message_id: str, content: str
+    ) -> CommittedEvent:
+        async def build(db: aiosqlite.Connection, seq: int, now: str) -> dict[str, Any]:
+            message = await _live_message(db, session_id, message_id)
+            if message.user_id != user_id:
+                raise ProtocolError(
+                    ErrorCode.NOT_AUTHOR, "you can only edit your own messages", field="message_id"
+                )
+            await db.execute(
+                "UPDATE session_messages SET content = ?, updated_at = ? WHERE id = ?",
+                (content, now, message_id),
+            )
+            updated = await _message_in(db, session_id, message_id)
+            return {
+                "type": "message_updated",
+                "message": updated.model_dump(mode="json", exclude_none=True),
+            }
+
+        return await self._event(session_id, user_id, client_id, build)
+
+    async def delete_message(
+        self,
+        session_id: str,
+        user_id: str,
+        client_id: str | None,
+        message_id: str,
+        *,
+        moderator: bool = False,
+    ) -> CommittedEvent:
+        async def build(db: aiosqlite.Connection, seq: int, now: str) -> dict[str, Any]:
+            message = await _live_message(db, session_id, message_id)
+            if message.user_id != user_id and not moderator:
+                raise ProtocolError(
+                    ErrorCode.NOT_AUTHOR,
+                    "you can only delete your own messages (a host may delete any)",
+                    field="message_id",
+                )
+            await db.execute(
+                "UPDATE session_messages SET deleted_at = ? WHERE id = ?", (now, message_id)
+            )
+            return {"type": "message_deleted", "message_id": message_id, "deleted_by": user_id}
+
+        return await self._event(session_id, user_id, client_id, build)
+
+    async def react(
+        self,
+        session_id: str,
+        user_id: str,
+        client_id: str | None,
+        message_id: str,
+        emoji: str,
+        add: bool,
+    ) -> CommittedEvent:
+        async def build(db: aiosqlite.Connection, seq: int, now: str) -> dict[str, Any]:
+            message = await _live_message(db, session_id, message_id)
+            reactions = {key: list(users) for key, users in message.reactions.items()}
+            users = reactions.setdefault(emoji, [])
+            if add == (user_id in users):
+                state = "already reacted" if add else "have not reacted"
+                raise ProtocolError(
+                    ErrorCode.INVALID_FRAME, f"you {state} with {emoji}", field="emoji"
+                )
+            if add:
+                users.append(user_id)
+            else:
+                users.remove(user_id)
+            reactions = {key: value for key, value in reactions.items() if value}
+            await _set_metadata(db, message_id, "reactions", reactions)
+            return {
+                "type": "reaction_updated",
+                "message_id": message_id,
+                "user_id": user_id,
+                "emoji": emoji,
+                "added": add,
+                "reactions": reactions,
+            }
+
+        return await self._event(session_id, user_id, client_id, build)
+
+    async def set_resolved(
+        self, session_id: str, user_id: str, client_id: str | None, comment_id: str, resolved: bool
+    ) -> CommittedEvent:
+        async def build(db: aiosqlite.Connection, seq: int, now: str) -> dict[str, Any]:
+            comment = await _live_message(db, session_id, comment_id, field="comment_id")
+            if comment.message_type is not MessageType.COMMENT or comment.parent_id is not None:
+                raise ProtocolError(
+                    ErrorCode.INVALID_FRAME,
+                    "only the first comment of a thread can be resolved or reopened",
+                    field="comment_id",
+                )
+            if comment.resolved == resolved:
+                state = "resolved" if resolved else "open"
+                raise ProtocolError(
+                    ErrorCode.INVALID_FRAME, f"this thread is already {state}", field="comment_id"
+                )
+            await _set_metadata(db, comment_id, "resolved", resolved)
+            return {
+                "type": "comment_resolved",
+                "comment_id": comment_id,
+                "resolved": resolved,
+                "by": user_id,
+            }
+
+        return await self._event(session_id, user_id, client_id, build)
+
+    async def update_session(
+        self, session_id: str, user_id: str, client_id: str | None, changes: dict[str, Any]
+    ) -> CommittedEvent:
+        columns = {key: value for key, value in changes.items() if key in _SESSION_COLUMNS}
+
+        async def build(db: aiosqlite.Connection, seq: int, now: str) -> dict[str, Any]:
+            assignments = ", ".join(f"{column} = ?" for column in columns)
+            await db.execute(
+                f"UPDATE sessions SET {assignments} WHERE id = ?", (*columns.values(), session_id)
+            )
+            return {"type": "session_update", "changes": columns, "updated_by": user_id}
+
+        return await self._event(session_id, user_id, client_id, build)
+
+    async def change_role(
+        self, session_id: str, user_id: str, client_id: str | None, target_id: str, role: Role
+    ) -> CommittedEvent:
+        async def build(db: aiosqlite.Connection, seq: int, now: str) -> dict[str, Any]:
+            target = await _participant_in(db, session_id, target_id, field="user_id")
+            if target.role is role:
+                raise ProtocolError(
+                    ErrorCode.INVALID_FRAME, f"{target.username} is already {role}", field="role"
+                )
+            await db.execute(
+                "UPDATE session_participants SET role = ? WHERE session_id = ? AND user_id = ?",
+                (role.value, session_id, target_id),
+            )
+            return {
+                "type": "role_changed",
+                "user_id": target_id,
+                "role": role.value,
+                "changed_by": user_id,
+            }
+
+        return await self._event(session_id, user_id, client_id, build)
+
+    async def remove_user(
+        self, session_id: str, user_id: str, client_id: str | None, target_id: str
+    ) -> CommittedEvent:
+        async def build(db: aiosqlite.Connection, seq: int, now: str) -> dict[str, Any]:
+            target = await _participant_in(db, session_id, target_id, field="user_id")
+            await db.execute(
+                "UPDATE session_participants SET removed_at = ?, is_active = FALSE, left_at = ? "
+                "WHERE session_id = ? AND user_id = ?",
+                (now, now, session_id, target_id),
+            )
+            return {
+                "type": "user_removed",
+                "user_id": target_id,
+                "username": target.username,
+                "removed_by": user_id,
+            }
+
+        return await self._event(session_id, user_id, client_id, build)
+
+    async def end_session(
+        self, session_id: str, user_id: str | None, client_id: str | None
+    ) -> CommittedEvent:
+        """End a session; ``user_id`` None means an operator did it from the CLI."""
+
+        async def build(db: aiosqlite.Connection, seq: int, now: str) -> dict[str, Any]:
+            await db.execute(
+                "UPDATE sessions SET status = 'ended', ended_at = ? WHERE id = ?",
+                (now, session_id),
+            )
+            await db.execute(
+                "UPDATE session_participants SET is_active = FALSE, left_at = ? "
+                "WHERE session_id = ? AND is_active",
+                (now, session_id),
+            )
+            return {"type": "session_ended", "ended_by": user_id or "admin"}
+
+        return await self._event(session_id, user_id, client_id, build)
+
+
+# -- row mapping helpers ----------------------------------------------------------------
+
+_SESSION_COLUMNS = ("title", "token_count", "health_score", "status")
+_PARTICIPANT_SQL = (
+    "SELECT p.session_id, p.user_id, u.username, u.kind, p.role, p.joined_at, p.is_active, "
+    "p.removed_at FROM session_participants p JOIN users u ON u.id = p.user_id"
+)
+_INVITE_SQL = (
+    "SELECT id, session_id, role, created_by, expires_at, max_uses, uses, revoked_at FROM invites"
+)
+
+
+def _session(row: Any) -> SessionInfo:
+    return SessionInfo(
+        id=row[0],
+        title=row[1],
+        status=SessionStatus(row[2]),
+        token_count=row[3],
+        health_score=row[4],
+        host_id=row[5],
+        created_at=row[6],
+    )
+
+
+def _participant(row: Any) -> ParticipantRecord:
+    return ParticipantRecord(
+        session_id=row[0],
+        user_id=row[1],
+        username=row[2],
+        kind=ParticipantKind(row[3]),
+        role=Role(row[4]),
+        joined_at=row[5],
+        is_active=bool(row[6]),
+        removed=row[7] is not None,
+    )
+
+
+def _invite(row: Any) -> InviteRecord:
+    return InviteRecord(
+        id=row[0],
+        session_id=row[1],
+        role=Role(row[2]),
+        created_by=row[3],
+        expires_at=row[4],
+        max_uses=row[5],
+        uses=row[6],
+        revoked=row[7] is not None,
+    )
+
+
+def _message(row: Any) -> Message:
+    metadata = json.loads(row[6]) if row[6] else {}
+    code_ref = metadata.get("code_ref") or {}
+    deleted = row[10] is not None
+    return Message(
+        id=row[0],
+        seq=row[1],
+        message_type=MessageType(row[2]),
+        user_id=row[3],
+        username=row[4],
+        content="" if deleted else row[5],
+        mentions=metadata.get("mentions", []),
+        reactions={} if deleted else metadata.get("reactions", {}),
+        parent_id=row[7],
+        resolved=bool(metadata.get("resolved", False)),
+        timestamp=row[8],
+        edited_at=row[9],
+        deleted=deleted,
+        **code_ref,
+    )
+
+
+def _duplicate(session_id: str, row: Any) -> CommittedEvent:
+    frame = json.loads(row[3])
+    return CommittedEvent(session_id, row[0], int(row[1]), row[2], frame, row[3], duplicate=True)
+
+
+def _user_info(participant: ParticipantRecord) -> dict[str, Any]:
+    return {
+        "id": participant.user_id,
+        "username": participant.username,
+        "role": participant.role.value,
+        "kind": participant.kind.value,
+        "color_index": color_index(participant.user_id),
+    }
+
+
+async def _upsert_user(
+    db: aiosqlite.Connection, user_id: str, username: str, kind: ParticipantKind, now: str
+) -> None:
+    await db.execute(
+        "INSERT INTO users (id, username, kind, created_at) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (id) DO UPDATE SET username = excluded.username, kind = excluded.kind",
+        (user_id, username, kind.value, now),
+    )
+
+
+async def _participant_in(
+    db: aiosqlite.Connection, session_id: str, user_id: str, *, field: str = "user_id"
+) -> ParticipantRecord:
+    async with db.execute(
+        _PARTICIPANT_SQL + " WHERE p.session_id = ? AND p.user_id = ?", (session_id, user_id)
+    ) as cursor:
+        row = await cursor.fetchone()
+    if row is None or row[7] is not None:
+        raise ProtocolError(
+            ErrorCode.UNKNOWN_USER, f"{user_id!r} is not a participant of this session", field=field
+        )
+    return _participant(row)
+
+
+async def _message_in(
+    db: aiosqlite.Connection, session_id: str, message_id: str, *, field: str = "message_id"
+) -> Message:
+    async with db.execute(
+        f"SELECT {_MESSAGE_COLUMNS} FROM session_messages m JOIN users u ON u.id = m.user_id "
+        "WHERE m.session_id = ? AND m.id = ?",
+        (session_id, message_id),
+    ) as cursor:
+        row = await cursor.fetchone()
+    if row is None:
+        raise ProtocolError(
+            ErrorCode.NOT_FOUND, f"no message {message_id!r} in this session", field=field
+        )
+    return _message(row)
+
+
+async def _live_message(
+    db: aiosqlite.Connection, session_id: str, message_id: str, *, field: str = "message_id"
+) -> Message:
+    message = await _message_in(db, session_id, message_id, field=field)
+    if message.deleted:
+        raise ProtocolError(ErrorCode.NOT_FOUND, "that message was deleted", field=field)
+    return message
+
+
+def _check_parent(parent: Message, message_type: MessageType) -> None:
+    if parent.deleted:
+        raise ProtocolError(
+            ErrorCode.NOT_FOUND, "the parent message was deleted", field="parent_id"
+        )
+    if parent.message_type is not message_type:
+        expected = "a comment" if message_type is MessageType.COMMENT else "a chat message"
+        raise ProtocolError(
+            ErrorCode.INVALID_FRAME, f"parent_id must name {expected}", field="parent_id"
+        )
+
+
+async def _set_metadata(db: aiosqlite.Connection, message_id: str, key: str, value: Any) -> None:
+    await db.execute(
+        "UPDATE session_messages SET metadata = json_set(COALESCE(metadata, '{}'), ?, json(?)) "
+        "WHERE id = ?",
+        (f"$.{key}", _dumps(value), message_id),
+    )
