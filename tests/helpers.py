@@ -8,6 +8,7 @@ never a sleep.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from collab_lsp.relay.config import RelayConfig
 from collab_lsp.relay.server import Relay
 
 TIMEOUT = 10.0
+_REQUEST_IDS = itertools.count(1)
 
 
 class Client:
@@ -58,7 +60,7 @@ class Client:
 
     async def request(self, frame: dict[str, Any], reply: str = "ack") -> dict[str, Any]:
         """Send a frame with an id and wait for the reply that names it (or an error)."""
-        frame.setdefault("id", f"req-{id(frame)}")
+        frame.setdefault("id", f"req-{next(_REQUEST_IDS)}")
         await self.send(frame)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + TIMEOUT

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -9,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from collab_lsp.protocol import client_frames as cf
+from collab_lsp.protocol import limits
 from collab_lsp.protocol.codec import parse_client_frame, utc_now
 from collab_lsp.protocol.errors import CloseCode, ErrorCode, ProtocolError
 from collab_lsp.protocol.frame_actions import DURABLE_CLIENT_TYPES, FRAME_ACTIONS
@@ -85,7 +87,11 @@ class FrameHandlers:
                     ErrorCode.FRAME_TOO_LARGE,
                     f"frame is {len(raw)} bytes; the limit is {self.relay.config.max_frame_bytes}",
                 )
-            frame = parse_client_frame(raw)
+            try:
+                frame = parse_client_frame(raw)
+            except ProtocolError:
+                ref = _salvage_id(raw)
+                raise
             ref = frame.id
             self.relay.metrics.frames_received[frame.type] += 1
             room = connection.room
@@ -336,6 +342,7 @@ class FrameHandlers:
             room.session_id, connection.user_id, frame.id, frame.user_id
         )
         self._acknowledge(connection, frame.id, event)
+        self.relay.enforce(room, event)
 
     async def _change_role(self, connection: Connection, room: Room, frame: cf.ChangeRole) -> None:
         if frame.user_id == connection.user_id:
@@ -352,6 +359,7 @@ class FrameHandlers:
     async def _end_session(self, connection: Connection, room: Room, frame: cf.EndSession) -> None:
         event = await self.store.end_session(room.session_id, connection.user_id, frame.id)
         self._acknowledge(connection, frame.id, event)
+        self.relay.enforce(room, event)
 
     # -- replies -------------------------------------------------------------------------------
 
@@ -368,6 +376,19 @@ class FrameHandlers:
     async def _leave(self, connection: Connection, room: Room, frame: cf.LeaveSession) -> None:
         connection.left_on_purpose = True
         connection.close_after_flush(CloseCode.NORMAL, "left the session")
+
+
+def _salvage_id(raw: str | bytes) -> str | None:
+    """The ``id`` of a frame that failed validation, so its error can name it."""
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    if isinstance(value, dict):
+        candidate = value.get("id")
+        if isinstance(candidate, str) and 0 < len(candidate) <= limits.MAX_CLIENT_ID_CHARS:
+            return candidate
+    return None
 
 
 def error_frame(error: ProtocolError, ref: str | None) -> str:

@@ -484,6 +484,15 @@ class Relay:
         for slow in room.deliver(event):
             self.metrics.slow_consumers_closed += 1
             slow.close_now(CloseCode.SLOW_CONSUMER, "too far behind: resume from your last seq")
+
+    def enforce(self, room: Room, event: CommittedEvent) -> None:
+        """Disconnect whom a removal or the end of the session concerns.
+
+        Called after the requester's ack is queued, so the host sees its ack
+        before its own connection closes when it ends the session.
+        """
+        if event.duplicate:
+            return
         if event.type == "user_removed":
             for connection in room.connections_of(event.frame["user_id"]):
                 connection.close_after_flush(CloseCode.REMOVED, "you were removed from the session")
@@ -506,9 +515,9 @@ class Relay:
             return
         for seq, wire in await self.store.events_after(room.session_id, room.last_seq, 1000):
             frame = json.loads(wire)
-            self._on_commit(
-                CommittedEvent(room.session_id, frame["id"], seq, frame["type"], frame, wire)
-            )
+            event = CommittedEvent(room.session_id, frame["id"], seq, frame["type"], frame, wire)
+            self._on_commit(event)
+            self.enforce(room, event)
 
     # -- rate limits and errors ---------------------------------------------------------------
 
