@@ -72,7 +72,8 @@ async def test_resume_with_another_epoch_resets_with_a_full_snapshot(relay: Rela
     assert bob.connected["reset"] is True
     assert bob.connected["resumed"] is False
     assert [m["content"] for m in bob.connected["messages"]] == ["m0", "m1", "m2"]
-    assert bob.connected["epoch"] == alice.connected["epoch"] if alice.connected else False
+    assert alice.connected is not None
+    assert bob.connected["epoch"] == alice.connected["epoch"]
     assert not [frame for frame in await until_pong(bob) if "seq" in frame], "nothing replayed"
 
 
@@ -141,6 +142,7 @@ async def test_a_user_leaves_only_when_the_last_connection_closes(relay: RelayHa
     session_id = await relay.create_session()
     carol = await relay.join(session_id, "carol", "host")
     bob_vscode = await relay.join(session_id, "bob", "editor")
+    bob_nvim = await relay.join(session_id, "bob", "editor")
     bob_terminal = await relay.join(session_id, "bob", "editor")
     dave = await relay.join(session_id, "dave", "editor")
     joined = [await next_durable(carol) for _ in range(2)]
@@ -149,14 +151,16 @@ async def test_a_user_leaves_only_when_the_last_connection_closes(relay: RelayHa
         ("user_joined", "dave"),
     ]
 
-    # One of bob's connections leaves on purpose, the other stays: nobody is told.
+    # One of bob's connections leaves on purpose, another just closes: nobody is told.
     await bob_vscode.send({"type": "leave_session"})
+    await bob_nvim.close()
     await wait_until(lambda: online(relay, session_id, "bob") == 1, carol)
     ack = await bob_terminal.request({"type": "chat_message", "content": "still here"})
     frame = await next_durable(carol)
     assert (frame["type"], frame["seq"]) == ("chat_message", ack["seq"])
 
-    # Plain closes: dave's timeout is announced while bob (one connection left) stays.
+    # dave closes after bob_nvim did: his timeout comes first, and bob (one connection
+    # left) is still not announced.
     await dave.close()
     left = await next_durable(carol)
     assert (left["type"], left["user_id"], left["reason"]) == ("user_left", "dave", "timeout")

@@ -42,7 +42,7 @@ async def test_connected_carries_session_you_participants_presence_history(
 
 
 async def test_user_joined_and_explicit_leave(relay: RelayHandle) -> None:
-    session_id, alice, bob = await _pair(relay)
+    session_id, alice, _bob = await _pair(relay)
     carol = await relay.join(session_id, "carol", "viewer")
     joined = await alice.expect("user_joined", timeout=5)
     assert joined["user"]["username"] == "carol"
@@ -86,7 +86,9 @@ async def test_chat_reply_edit_delete_and_reactions(relay: RelayHandle) -> None:
     threaded = await alice.expect("chat_message", id=reply["id"])
     assert threaded["message"]["parent_id"] == message_id
 
-    edited = await alice.request({"type": "edit_message", "message_id": message_id, "content": "v2"})
+    edited = await alice.request(
+        {"type": "edit_message", "message_id": message_id, "content": "v2"}
+    )
     assert edited["type"] == "ack", edited
     update = await bob.expect("message_updated")
     assert update["message"]["content"] == "v2" and update["message"]["edited_at"]
