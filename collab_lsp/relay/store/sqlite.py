@@ -201,7 +201,12 @@ class SqliteStore:
                 await writer.execute("SAVEPOINT job")
                 try:
                     result = await pending.job(writer)
-                except (ProtocolError, ValueError) as exc:
+                except sqlite3.Error:
+                    raise
+                except Exception as exc:
+                    # A refused or broken job rolls back alone; the batch goes on.
+                    if not isinstance(exc, ProtocolError):
+                        log.exception("store job failed")
                     await writer.execute("ROLLBACK TO job")
                     del self._committed[marker:]
                     outcomes.append((pending, None, exc))
