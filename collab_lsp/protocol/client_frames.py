@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from collab_lsp.protocol import limits
 from collab_lsp.protocol.fields import (
@@ -176,6 +176,14 @@ class SessionChanges(BaseModel):
         if not self.model_fields_set:
             raise ValueError("name at least one of title, token_count, health_score, status")
         return self
+
+    @field_validator("title", "token_count", "health_score", "status", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        # Defaults are not validated, so this only sees an explicit null.
+        if value is None:
+            raise ValueError("must not be null; leave the field out to keep it unchanged")
+        return value
 
 
 class SessionUpdate(_ClientFrame):

@@ -95,4 +95,4 @@ FilePath = Annotated[
 ]
 Line = Annotated[int, Field(ge=1, le=limits.MAX_LINE)]
 Column = Annotated[int, Field(ge=1, le=limits.MAX_LINE)]
-Seq = Annotated[int, Field(ge=0)]
+Seq = Annotated[int, Field(ge=0, le=2**63 - 1)]

@@ -82,10 +82,11 @@ class FrameHandlers:
         """Handle one frame; any refusal becomes an error frame and the connection stays."""
         ref: str | None = None
         try:
-            if len(raw) > self.relay.config.max_frame_bytes:
+            size = _size_in_bytes(raw, self.relay.config.max_frame_bytes)
+            if size > self.relay.config.max_frame_bytes:
                 raise ProtocolError(
                     ErrorCode.FRAME_TOO_LARGE,
-                    f"frame is {len(raw)} bytes; the limit is {self.relay.config.max_frame_bytes}",
+                    f"frame is {size} bytes; the limit is {self.relay.config.max_frame_bytes}",
                 )
             try:
                 frame = parse_client_frame(raw)
@@ -108,6 +109,14 @@ class FrameHandlers:
                     ErrorCode.STORE_UNAVAILABLE,
                     "the relay cannot store this right now; nothing was saved, retry later",
                 ),
+                ref,
+            )
+        except Exception:
+            # A bug must cost one frame, never the connection or anyone else's.
+            log.exception("frame handler failed")
+            self.send_error(
+                connection,
+                ProtocolError(ErrorCode.INTERNAL_ERROR, "the relay failed on this frame"),
                 ref,
             )
 
@@ -376,6 +385,13 @@ class FrameHandlers:
     async def _leave(self, connection: Connection, room: Room, frame: cf.LeaveSession) -> None:
         connection.left_on_purpose = True
         connection.close_after_flush(CloseCode.NORMAL, "left the session")
+
+
+def _size_in_bytes(raw: str | bytes, limit: int) -> int:
+    """UTF-8 size; encoding only when the character count alone cannot decide."""
+    if isinstance(raw, bytes) or len(raw) * 4 <= limit:
+        return len(raw)
+    return len(raw.encode("utf-8"))
 
 
 def _salvage_id(raw: str | bytes) -> str | None:

@@ -18,6 +18,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from collab_lsp.logs import mask_token_loggers
 from collab_lsp.protocol import limits
 from collab_lsp.protocol.client_frames import CreateSession, JoinSession
 from collab_lsp.protocol.codec import parse_client_frame, utc_now
@@ -48,21 +49,9 @@ __all__ = ["Relay"]
 log = logging.getLogger("collab_lsp.relay")
 
 _SESSION_PATH = re.compile(r"^/ws/session/([A-Za-z0-9_\-]{1,64})/?$")
-_TOKEN_IN_TEXT = re.compile(r"(token=)[^&\s\"']+", re.IGNORECASE)
 _HARD_FRAME_LIMIT = 1024 * 1024
 _RESUME_MAX_EVENTS = 5_000
 _PERSONAL_TOKEN_TTL = 30 * 24 * 3600
-
-
-class _MaskTokens(logging.Filter):
-    """Tokens never reach the logs, whoever logs the request line."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.args:
-            record.msg = record.getMessage()
-            record.args = None
-        record.msg = _TOKEN_IN_TEXT.sub(r"\1***", str(record.msg))
-        return True
 
 
 class Relay:
@@ -85,8 +74,7 @@ class Relay:
             else None
         )
         self.port = 0
-        for name in ("websockets", "websockets.server", "collab_lsp"):
-            logging.getLogger(name).addFilter(_MaskTokens())
+        mask_token_loggers("websockets", "websockets.server", "collab_lsp", "collab_lsp.relay")
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -239,7 +227,8 @@ class Relay:
             try:
                 frame = parse_client_frame(raw)
             except ProtocolError as error:
-                await self._send_error_direct(connection, error, None)
+                if not await self._pre_join_error(connection, error, None):
+                    return False
                 continue
             if isinstance(frame, JoinSession):
                 await self.join(connection, frame, frame.auth_token or header_token)
@@ -251,14 +240,23 @@ class Relay:
                 pong = Pong(ref=frame.id, timestamp=utc_now())
                 await connection.websocket.send(pong.model_dump_json(exclude_none=True))
                 continue
-            await self._send_error_direct(
-                connection,
-                ProtocolError(
-                    ErrorCode.NOT_JOINED,
-                    f"join a session before sending {frame.type}: send join_session first",
-                ),
-                frame.id,
+            refusal = ProtocolError(
+                ErrorCode.NOT_JOINED,
+                f"join a session before sending {frame.type}: send join_session first",
             )
+            if not await self._pre_join_error(connection, refusal, frame.id):
+                return False
+
+    async def _pre_join_error(
+        self, connection: Connection, error: ProtocolError, ref: str | None
+    ) -> bool:
+        """Answer a bad frame before joining; False once the error budget is spent."""
+        self.metrics.errors[error.code] += 1
+        await self._send_error_direct(connection, error, ref)
+        if connection.error_budget.check(time.monotonic()) > 0:
+            await connection.websocket.close(CloseCode.TOO_MANY_ERRORS, "too many invalid frames")
+            return False
+        return True
 
     async def _create_session(
         self, connection: Connection, frame: CreateSession, token: str | None

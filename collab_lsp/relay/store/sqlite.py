@@ -201,8 +201,8 @@ class SqliteStore:
                 await writer.execute("SAVEPOINT job")
                 try:
                     result = await pending.job(writer)
-                except sqlite3.Error:
-                    raise
+                except sqlite3.OperationalError:
+                    raise  # the database itself is in trouble: fail the batch
                 except Exception as exc:
                     # A refused or broken job rolls back alone; the batch goes on.
                     if not isinstance(exc, ProtocolError):
