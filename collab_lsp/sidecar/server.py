@@ -1,0 +1,452 @@
+"""The sidecar language server: one relay connection beside one editor.
+
+Editor actions (``collab/*`` notifications and ``collab.server.*`` commands) become
+relay frames through :class:`RelayClient`; relay frames update the
+:class:`SessionView`, and the server re-renders only what changed. Nothing here
+blocks an editor request on relay I/O: cursor frames are coalesced on a timer
+and durable actions are queued by the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+
+from collab_lsp import __version__
+from collab_lsp.client import ClientState, RelayClient, RelayError
+from collab_lsp.protocol import limits
+from collab_lsp.protocol.coordinates import PositionEncoding, lsp_character_to_column
+from collab_lsp.sidecar import render
+from collab_lsp.sidecar.anchors import LineEdit, map_lines, reanchor, shift_line
+from collab_lsp.sidecar.session_view import Changes, SessionView, Thread
+from collab_lsp.sidecar.settings import SidecarSettings, merge_settings
+from collab_lsp.sidecar.workspace_files import WorkspaceFiles
+
+__all__ = ["CollabServer", "OpenDocument"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class OpenDocument:
+    uri: str
+    file: str
+    text: str
+    anchors: dict[str, render.Anchor] = field(default_factory=dict)
+    # How far local edits moved each remote cursor's line since its last update.
+    cursor_offsets: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def lines(self) -> list[str]:
+        return self.text.splitlines() or [""]
+
+
+class CollabServer(LanguageServer):
+    def __init__(self) -> None:
+        super().__init__("collab-lsp", __version__)
+        self.init_options: dict[str, Any] = {}
+        self.configuration: dict[str, Any] = {}
+        self.settings = SidecarSettings()
+        self.files = WorkspaceFiles(None)
+        self.view = SessionView()
+        self.relay: RelayClient | None = None
+        self.documents: dict[str, OpenDocument] = {}
+        self.pending_comments: dict[str, Thread] = {}
+        self.following: str | None = None
+        self._published: set[str] = set()
+        self._cursor_frame: dict[str, Any] | None = None
+        self._cursor_timer: asyncio.TimerHandle | None = None
+        self._last_cursor_sent = 0.0
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- small utilities -----------------------------------------------------------------
+
+    @property
+    def encoding(self) -> PositionEncoding:
+        value = str(getattr(self.workspace, "position_encoding", None) or "utf-16")
+        try:
+            return PositionEncoding(value)
+        except ValueError:
+            return PositionEncoding.UTF16
+
+    def spawn(self, work: Any) -> asyncio.Task[Any]:
+        task: asyncio.Task[Any] = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._report_failure)
+        return task
+
+    def _report_failure(self, task: asyncio.Task[Any]) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        error = task.exception()
+        if isinstance(error, RelayError):
+            self.show(f"collab: {error.message}", types.MessageType.Warning)
+        else:
+            log.error("background task failed", exc_info=error)
+
+    def show(self, message: str, kind: types.MessageType = types.MessageType.Info) -> None:
+        self.window_show_message(types.ShowMessageParams(type=kind, message=message))
+
+    def notify(self, method: str, payload: dict[str, Any]) -> None:
+        self.protocol.notify(method, payload)
+
+    # -- settings and the relay connection ---------------------------------------------------
+
+    def configure(self) -> SidecarSettings:
+        return merge_settings(self.init_options, self.configuration)
+
+    async def join(self, settings: SidecarSettings) -> dict[str, Any]:
+        """Connect to the relay named by ``settings`` (leaving any current session)."""
+        if not settings.complete:
+            raise RelayError(
+                "NOT_CONFIGURED",
+                "no relay to join: set collab.relayUrl and collab.token, or give an invite link",
+            )
+        await self.leave()
+        self.settings = settings
+        self.view = SessionView()
+        self.relay = RelayClient(
+            settings.relay_url or "",
+            settings.token or "",
+            session_id=settings.session_id,
+            name=settings.name,
+            kind=settings.kind,
+            on_frame=self.on_frame,
+            on_state=self.on_state,
+        )
+        try:
+            await self.relay.start()
+        except RelayError as error:
+            self.relay = None
+            self.show(_advice(error), types.MessageType.Error)
+            raise
+        return self.state_payload()
+
+    async def leave(self) -> None:
+        relay, self.relay = self.relay, None
+        if relay is not None:
+            await relay.close(leave=True)
+        self.view = SessionView()
+        self.pending_comments.clear()
+        self.following = None
+        self.refresh(Changes(files=set(self._published_files()), participants=True, session=True))
+
+    def on_state(self, state: ClientState, detail: str | None) -> None:
+        if state is ClientState.OFFLINE and detail and self.relay is not None:
+            self.show(_advice_text(detail), types.MessageType.Error)
+        self.notify("collab/sessionState", self.state_payload(detail))
+
+    def state_payload(self, detail: str | None = None) -> dict[str, Any]:
+        session = self.view.session
+        relay = self.relay
+        return {
+            "state": relay.state.value if relay else ClientState.OFFLINE.value,
+            "detail": detail,
+            "sessionId": session.id if session else None,
+            "title": session.title if session else None,
+            "status": session.status.value if session else None,
+            "role": self.view.role.value if self.view.role else None,
+            "you": self.view.my_id,
+            "tokenCount": session.token_count if session else None,
+            "healthScore": session.health_score if session else None,
+            "participantCount": sum(1 for p in self.view.participants.values() if p.online),
+            "pendingCount": len(relay.pending_ids()) if relay else 0,
+            "following": self.following,
+        }
+
+    # -- frames from the relay -------------------------------------------------------------
+
+    def on_frame(self, frame: dict[str, Any]) -> None:
+        try:
+            changes = self.view.apply(frame)
+        except ValueError:
+            log.warning("ignored a relay frame that does not validate: %s", frame.get("type"))
+            return
+        self.refresh(changes)
+
+    def refresh(self, changes: Changes) -> None:
+        for file in changes.files:
+            self._reanchor_new_threads(file)
+            self.publish(file)
+        if changes.cursor_files:
+            self.publish_cursors(changes.cursor_files)
+        if changes.participants:
+            self.notify(
+                "collab/participants", {"participants": render.participants_payload(self.view)}
+            )
+        if changes.session:
+            self.notify("collab/sessionState", self.state_payload())
+        for kind, payload in changes.chat:
+            key = "messages" if kind == "history" else "message"
+            self.notify("collab/chat", {"kind": kind, key: payload.get("messages", payload)})
+        if changes.mention is not None:
+            self.notify("collab/chat", {"kind": "mention", "mention": changes.mention})
+        if self.following is not None and self.following in changes.moved:
+            self.send_follow()
+
+    # -- comments as diagnostics ------------------------------------------------------------
+
+    def threads_for(self, file: str) -> list[Thread]:
+        pending = [t for t in self.pending_comments.values() if t.file == file]
+        return self.view.threads_in(file) + pending
+
+    def _reanchor_new_threads(self, file: str) -> None:
+        for document in self.documents.values():
+            if document.file != file:
+                continue
+            for thread in self.threads_for(file):
+                if thread.id not in document.anchors:
+                    document.anchors[thread.id] = _anchor_on_open(thread, document.lines)
+
+    def publish(self, file: str) -> None:
+        document = next((d for d in self.documents.values() if d.file == file), None)
+        uri = document.uri if document else self.files.uri(file)
+        if uri is None:
+            return
+        lines = document.lines if document else (self.files.read_lines(file) or [""])
+        anchors = document.anchors if document else {}
+        found = render.diagnostics(
+            self.view, self.threads_for(file), anchors, lines, set(self.pending_comments)
+        )
+        if not found and uri not in self._published:
+            return
+        self.text_document_publish_diagnostics(
+            types.PublishDiagnosticsParams(uri=uri, diagnostics=found)
+        )
+        if found:
+            self._published.add(uri)
+        else:
+            self._published.discard(uri)
+
+    def _published_files(self) -> list[str]:
+        files = []
+        for uri in self._published:
+            file = self.files.relative(uri)
+            if file is not None:
+                files.append(file)
+        return files
+
+    # -- remote cursors -------------------------------------------------------------------
+
+    def cursors_in(self, document: OpenDocument) -> list[dict[str, Any]]:
+        cursors = []
+        for participant in self.view.participants.values():
+            presence = participant.presence
+            if participant.user_id == self.view.my_id or not participant.online:
+                continue
+            if presence is None or presence.cursor is None or presence.cursor.file != document.file:
+                continue
+            offset = document.cursor_offsets.get(participant.user_id, 0)
+            payload = render.cursor_payload(participant, document.lines, self.encoding, offset)
+            if payload is not None:
+                cursors.append(payload)
+        return cursors
+
+    def publish_cursors(self, files: set[str]) -> None:
+        touched = False
+        for document in self.documents.values():
+            if document.file in files:
+                touched = True
+                document.cursor_offsets.clear()
+                self.notify(
+                    "collab/remoteCursors",
+                    {
+                        "uri": document.uri,
+                        "file": document.file,
+                        "cursors": self.cursors_in(document),
+                    },
+                )
+        if touched:
+            self.refresh_inlay_hints()
+
+    def send_cursors(self, document: OpenDocument) -> None:
+        payload = {"uri": document.uri, "file": document.file, "cursors": self.cursors_in(document)}
+        self.notify("collab/remoteCursors", payload)
+
+    def refresh_inlay_hints(self) -> None:
+        capabilities = self.client_capabilities.workspace
+        inlay = capabilities.inlay_hint if capabilities else None
+        if inlay is not None and inlay.refresh_support:
+            self.workspace_inlay_hint_refresh(None)
+
+    # -- follow mode ---------------------------------------------------------------------
+
+    def send_follow(self) -> None:
+        target = self.view.participants.get(self.following or "")
+        if target is None or target.presence is None:
+            return
+        presence = target.presence
+        if presence.viewport is not None:
+            file, start, end = (
+                presence.viewport.file,
+                presence.viewport.start_line,
+                presence.viewport.end_line,
+            )
+        elif presence.cursor is not None:
+            file, start, end = presence.cursor.file, presence.cursor.line, presence.cursor.line
+        else:
+            return
+        cursor = presence.cursor if presence.cursor and presence.cursor.file == file else None
+        self.notify(
+            "collab/follow",
+            {
+                "userId": target.user_id,
+                "name": target.username,
+                "file": file,
+                "uri": self.files.uri(file),
+                "line": cursor.line if cursor else start,
+                "range": {
+                    "start": {"line": start - 1, "character": 0},
+                    "end": {"line": end - 1, "character": 0},
+                },
+            },
+        )
+
+    # -- editor -> relay: cursor, viewport, status --------------------------------------------
+
+    def local_cursor(self, uri: str, line: int, character: int, selections: list[Any]) -> None:
+        document = self.documents.get(uri)
+        if document is None or self.relay is None:
+            return
+        data: dict[str, Any] = {
+            "file": document.file,
+            **self._wire_position(document, line, character),
+        }
+        if selections:
+            first = selections[0]
+            data["selection"] = {
+                "anchor": self._wire_position(document, *first[0]),
+                "head": self._wire_position(document, *first[1]),
+            }
+        self._cursor_frame = {"type": "cursor_update", "data": data}
+        self._schedule_cursor()
+
+    def _wire_position(self, document: OpenDocument, line: int, character: int) -> dict[str, int]:
+        lines = document.lines
+        text = lines[line] if 0 <= line < len(lines) else ""
+        column = lsp_character_to_column(text, character, self.encoding)
+        return {"line": max(line, 0) + 1, "column": column}
+
+    def _schedule_cursor(self) -> None:
+        if self._cursor_timer is not None:
+            return
+        due = self._last_cursor_sent + limits.CURSOR_INTERVAL_SECONDS
+        delay = max(0.0, due - time.monotonic())
+        self._cursor_timer = asyncio.get_running_loop().call_later(delay, self._flush_cursor)
+
+    def _flush_cursor(self) -> None:
+        self._cursor_timer = None
+        frame, self._cursor_frame = self._cursor_frame, None
+        if frame is None or self.relay is None:
+            return
+        self._last_cursor_sent = time.monotonic()
+        self.spawn(self.relay.send_presence(frame))
+
+    def local_presence(self, **fields: Any) -> None:
+        if self.relay is not None:
+            self.spawn(self.relay.send_presence({"type": "presence_update", **fields}))
+
+    def viewport(self, uri: str, start_line: int, end_line: int) -> None:
+        document = self.documents.get(uri)
+        if document is None:
+            return
+        viewport = {"file": document.file, "start_line": start_line + 1, "end_line": end_line + 1}
+        self.local_presence(viewport=viewport)
+
+    # -- documents ----------------------------------------------------------------------
+
+    def opened(self, uri: str, text: str) -> None:
+        file = self.files.relative(uri)
+        if file is None:
+            return  # outside the workspace: never shared
+        document = OpenDocument(uri, file, text)
+        for thread in self.threads_for(file):
+            document.anchors[thread.id] = _anchor_on_open(thread, document.lines)
+        self.documents[uri] = document
+        self.publish(file)
+        self.publish_cursors({file})
+
+    def changed(self, uri: str, changes: list[Any], new_text: str) -> None:
+        document = self.documents.get(uri)
+        if document is None:
+            return
+        edits = [_line_edit(change) for change in changes]
+        if any(edit is None for edit in edits):
+            mapping = map_lines(document.text, new_text)
+            move = mapping
+        else:
+            concrete = [edit for edit in edits if edit is not None]
+
+            def move(line: int) -> int:
+                for edit in concrete:
+                    line = shift_line(line, edit)
+                return line
+
+        document.anchors = {
+            key: render.Anchor(move(a.line), move(a.end_line), a.outdated)
+            for key, a in document.anchors.items()
+        }
+        self._shift_cursors(document, move)
+        document.text = new_text
+        self.publish(document.file)
+        self.send_cursors(document)
+
+    def _shift_cursors(self, document: OpenDocument, move: Any) -> None:
+        for participant in self.view.participants.values():
+            presence = participant.presence
+            if presence is None or presence.cursor is None or presence.cursor.file != document.file:
+                continue
+            offset = document.cursor_offsets.get(participant.user_id, 0)
+            line0 = presence.cursor.line - 1 + offset
+            document.cursor_offsets[participant.user_id] = move(line0) - (presence.cursor.line - 1)
+
+    def closed(self, uri: str) -> None:
+        self.documents.pop(uri, None)
+
+
+def _anchor_on_open(thread: Thread, lines: list[str]) -> render.Anchor:
+    stored = (thread.root.line or 1) - 1
+    span = (thread.root.end_line or thread.root.line or 1) - (thread.root.line or 1)
+    line, outdated = reanchor(lines, thread.root.code_snippet, stored)
+    return render.Anchor(line, line + span, outdated)
+
+
+def _line_edit(change: Any) -> LineEdit | None:
+    change_range = getattr(change, "range", None)
+    if change_range is None:
+        return None  # a full-text change: lines are mapped by diffing
+    return LineEdit(
+        change_range.start.line,
+        change_range.start.character,
+        change_range.end.line,
+        change_range.end.character,
+        change.text,
+    )
+
+
+def _advice(error: RelayError) -> str:
+    return _advice_text(str(error))
+
+
+def _advice_text(detail: str) -> str:
+    hints = {
+        "INVALID_TOKEN": "the token was refused: ask the host for a new invite",
+        "TOKEN_EXPIRED": "the token has expired: ask the host for a new invite",
+        "AUTH_REQUIRED": "no token: set collab.token or join with an invite link",
+        "SESSION_NOT_FOUND": "that session does not exist on this relay",
+        "SESSION_ENDED": "the host ended this session",
+        "REMOVED": "you were removed from this session",
+        "INVITE_INVALID": "the invite cannot be used: ask the host for a new one",
+        "PERMISSION_DENIED": "you are not a participant: ask the host for an invite",
+    }
+    for code, hint in hints.items():
+        if detail.startswith(code):
+            return f"collab: {hint} ({detail})"
+    return f"collab: {detail}"
