@@ -50,7 +50,9 @@ _FATAL_ERRORS = frozenset(
 _FATAL_CLOSES = frozenset(
     {CloseCode.AUTH_FAILED, CloseCode.REMOVED, CloseCode.SESSION_NOT_FOUND, CloseCode.SESSION_ENDED}
 )
-_REPLY_TYPES = frozenset({"ack", "error", "history", "invite_created", "invite_revoked", "pong"})
+_REPLY_TYPES = frozenset(
+    {"ack", "error", "history", "comments", "invite_created", "invite_revoked", "pong"}
+)
 _NOT_SEQUENCED = frozenset({"ack", "mention", "connected"})
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "DeleteMessage",
     "EditMessage",
     "EndSession",
+    "GetComments",
     "GetHistory",
     "Invite",
     "JoinSession",
@@ -224,6 +225,15 @@ class GetHistory(_ClientFrame):
     limit: Annotated[int, Field(ge=1, le=limits.HISTORY_PAGE_MAX)] = limits.RECENT_MESSAGES
 
 
+class GetComments(_ClientFrame):
+    """Every comment (thread roots and replies, resolved too), oldest first, paged by seq."""
+
+    type: Literal["get_comments"]
+    file: FilePath | None = None
+    after_seq: Seq | None = None
+    limit: Annotated[int, Field(ge=1, le=limits.COMMENTS_PAGE_MAX)] = limits.COMMENTS_PAGE_MAX
+
+
 class Ping(_ClientFrame):
     type: Literal["ping"]
 
@@ -249,6 +259,7 @@ ClientFrame = Annotated[
     | ChangeRole
     | EndSession
     | GetHistory
+    | GetComments
     | Ping,
     Field(discriminator="type"),
 ]

@@ -12,6 +12,7 @@ FRAME_ACTIONS: Mapping[str, Action] = {
     "join_session": Action.VIEW_SESSION,
     "leave_session": Action.VIEW_SESSION,
     "get_history": Action.VIEW_SESSION,
+    "get_comments": Action.VIEW_SESSION,
     "ping": Action.VIEW_SESSION,
     "cursor_update": Action.SHARE_PRESENCE,
     "presence_update": Action.SHARE_PRESENCE,

@@ -27,6 +27,7 @@ __all__ = [
     "ChatMessageEvent",
     "CodeCommentEvent",
     "CommentResolvedEvent",
+    "Comments",
     "Connected",
     "ErrorFrame",
     "History",
@@ -210,6 +211,13 @@ class History(_ServerFrame):
     has_more: bool
 
 
+class Comments(_ServerFrame):
+    type: Literal["comments"] = "comments"
+    ref: str | None = None
+    comments: list[Message]
+    has_more: bool
+
+
 class InviteCreated(_ServerFrame):
     type: Literal["invite_created"] = "invite_created"
     ref: str | None = None
@@ -258,6 +266,7 @@ ServerFrame = Annotated[
     | Ack
     | ErrorFrame
     | History
+    | Comments
     | InviteCreated
     | InviteRevoked
     | Pong

@@ -18,6 +18,7 @@ from collab_lsp.protocol.models import MessageType
 from collab_lsp.protocol.permissions import Role, can
 from collab_lsp.protocol.server_frames import (
     Ack,
+    Comments,
     ErrorFrame,
     History,
     InviteCreated,
@@ -74,6 +75,7 @@ class FrameHandlers:
             "change_role": self._change_role,
             "end_session": self._end_session,
             "get_history": self._history,
+            "get_comments": self._comments,
             "ping": self._ping,
             "leave_session": self._leave,
         }
@@ -377,6 +379,13 @@ class FrameHandlers:
             room.session_id, frame.before_seq, frame.limit
         )
         reply = History(ref=frame.id, messages=messages, has_more=has_more)
+        connection.send_control(reply.model_dump_json(exclude_none=True))
+
+    async def _comments(self, connection: Connection, room: Room, frame: cf.GetComments) -> None:
+        comments, has_more = await self.store.comments_after(
+            room.session_id, frame.after_seq or 0, frame.limit, frame.file
+        )
+        reply = Comments(ref=frame.id, comments=comments, has_more=has_more)
         connection.send_control(reply.model_dump_json(exclude_none=True))
 
     async def _ping(self, connection: Connection, room: Room, frame: cf.Ping) -> None:

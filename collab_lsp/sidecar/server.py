@@ -22,6 +22,7 @@ from collab_lsp import __version__
 from collab_lsp.client import ClientState, RelayClient, RelayError
 from collab_lsp.protocol import limits
 from collab_lsp.protocol.coordinates import PositionEncoding, lsp_character_to_column
+from collab_lsp.protocol.models import Message
 from collab_lsp.sidecar import render
 from collab_lsp.sidecar.anchors import LineEdit, map_lines, reanchor, shift_line
 from collab_lsp.sidecar.session_view import Changes, SessionView, Thread
@@ -170,6 +171,21 @@ class CollabServer(LanguageServer):
             log.warning("ignored a relay frame that does not validate: %s", frame.get("type"))
             return
         self.refresh(changes)
+        if changes.reset:
+            self.spawn(self.load_comments())
+
+    async def load_comments(self) -> None:
+        """Every comment thread of the session, not only those in the recent history."""
+        relay, after = self.relay, 0
+        while relay is not None and relay is self.relay:
+            page = await relay.request(
+                {"type": "get_comments", "after_seq": after}, expect="comments"
+            )
+            messages = [Message.model_validate(m) for m in page["comments"]]
+            self.refresh(self.view.add_history(messages))
+            if not page["has_more"] or not messages:
+                return
+            after = messages[-1].seq
 
     def refresh(self, changes: Changes) -> None:
         for file in changes.files:

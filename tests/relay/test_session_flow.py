@@ -243,3 +243,23 @@ async def _chat_seqs_until(client: Client, last: str) -> list[int]:
         seqs.append(frame["seq"])
         if frame["message"]["content"] == last:
             return seqs
+
+
+async def test_get_comments_pages_every_thread_oldest_first(relay: RelayHandle) -> None:
+    _, alice, _ = await _pair(relay)
+    ids = []
+    for number in range(5):
+        file = "a.py" if number % 2 == 0 else "b.py"
+        comment = {"file": file, "line": number + 1, "content": f"c{number}"}
+        ids.append((await alice.request({"type": "add_comment", "data": comment}))["id"])
+    await alice.request({"type": "chat_message", "content": "not a comment"})
+    await alice.request({"type": "resolve_comment", "comment_id": ids[0]})
+    first = await alice.request({"type": "get_comments", "limit": 3}, reply="comments")
+    assert [c["id"] for c in first["comments"]] == ids[:3] and first["has_more"] is True
+    rest = await alice.request(
+        {"type": "get_comments", "after_seq": first["comments"][-1]["seq"]}, reply="comments"
+    )
+    assert [c["id"] for c in rest["comments"]] == ids[3:] and rest["has_more"] is False
+    assert first["comments"][0]["resolved"] is True
+    only_a = await alice.request({"type": "get_comments", "file": "a.py"}, reply="comments")
+    assert [c["content"] for c in only_a["comments"]] == ["c0", "c2", "c4"]

@@ -97,6 +97,9 @@ class Store(Protocol):
     async def messages_before(
         self, session_id: str, before_seq: int | None, limit: int
     ) -> tuple[list[Message], bool]: ...
+    async def comments_after(
+        self, session_id: str, after_seq: int, limit: int, file: str | None = None
+    ) -> tuple[list[Message], bool]: ...
     async def events_after(
         self, session_id: str, seq: int, limit: int
     ) -> list[tuple[int, str]]: ...

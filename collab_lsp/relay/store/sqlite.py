@@ -305,6 +305,20 @@ class SqliteStore:
         has_more = len(rows) > limit
         return [_message(row) for row in reversed(rows[:limit])], has_more
 
+    async def comments_after(
+        self, session_id: str, after_seq: int, limit: int, file: str | None = None
+    ) -> tuple[list[Message], bool]:
+        sql = (
+            f"SELECT {_MESSAGE_COLUMNS} FROM session_messages m JOIN users u ON u.id = m.user_id "
+            "WHERE m.session_id = ? AND m.message_type = 'comment' AND m.seq > ?"
+        )
+        params: tuple[Any, ...] = (session_id, after_seq)
+        if file is not None:
+            sql += " AND json_extract(m.metadata, '$.code_ref.file') = ?"
+            params += (file,)
+        rows = await self._fetchall(sql + " ORDER BY m.seq LIMIT ?", (*params, limit + 1))
+        return [_message(row) for row in rows[:limit]], len(rows) > limit
+
     async def events_after(self, session_id: str, seq: int, limit: int) -> list[tuple[int, str]]:
         rows = await self._fetchall(
             "SELECT seq, event_data FROM session_events WHERE session_id = ? AND seq > ? "
