@@ -85,13 +85,20 @@ class Sidecar:
         await self.client.shutdown_session()
         await self.client.stop()
 
+    def mark(self) -> int:
+        """A point in the notification log: pass it as ``since`` to ignore what came before."""
+        return len(self.received)
+
     async def wait(
-        self, method: str, predicate: Callable[[Any], bool] = lambda params: True
+        self,
+        method: str,
+        predicate: Callable[[Any], bool] = lambda params: True,
+        since: int = 0,
     ) -> Any:
-        """The first recorded notification of ``method`` satisfying ``predicate``."""
+        """The first notification of ``method`` (after ``since``) satisfying ``predicate``."""
         async with asyncio.timeout(TIMEOUT), self._changed:
             while True:
-                for got, params in self.received:
+                for got, params in self.received[since:]:
                     if got == method and predicate(params):
                         return params
                 await self._changed.wait()
@@ -148,10 +155,11 @@ class Sidecar:
         return list(self.client.diagnostics.get(uri, []))
 
     async def wait_diagnostics(
-        self, uri: str, predicate: Callable[[list[types.Diagnostic]], bool]
+        self, uri: str, predicate: Callable[[list[types.Diagnostic]], bool], since: int = 0
     ) -> list[types.Diagnostic]:
         params = await self.wait(
             types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS,
             lambda p: p.uri == uri and predicate(list(p.diagnostics)),
+            since,
         )
         return list(params.diagnostics)

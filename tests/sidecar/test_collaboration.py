@@ -1,0 +1,296 @@
+"""The sidecar issue's scenarios, with real sidecars (pytest-lsp) and a real relay."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException
+
+from collab_lsp.protocol.coordinates import PositionEncoding, column_to_lsp_character
+from collab_lsp.protocol.models import ParticipantKind
+from collab_lsp.protocol.permissions import Role
+from collab_lsp.relay.auth import Authenticator
+from collab_lsp.relay.store.sqlite import SqliteStore
+from tests.helpers import TIMEOUT, RelayHandle
+from tests.sidecar.harness import Sidecar
+
+Make = Callable[..., Sidecar]
+LINE = "    print('héllo😀 world')"
+
+
+async def _join(
+    relay: RelayHandle,
+    make: Make,
+    root: Path,
+    session_id: str,
+    user: str,
+    role: str = "editor",
+    editor: str = "vscode",
+) -> Sidecar:
+    sidecar = make(root, editor)
+    await sidecar.start(relayUrl=relay.url, token=relay.token(session_id, user, role))
+    await sidecar.wait("collab/sessionState", lambda p: p["state"] == "connected")
+    return sidecar
+
+
+async def _pair(relay: RelayHandle, make: Make, root: Path) -> tuple[str, Sidecar, Sidecar]:
+    session_id = await relay.create_session()
+    alice = await _join(relay, make, root, session_id, "alice", "host")
+    bob = await _join(relay, make, root, session_id, "bob")
+    return session_id, alice, bob
+
+
+async def test_remote_cursor_is_an_inlay_hint_with_the_name(
+    relay: RelayHandle, workspace: Path, sidecars: Make
+) -> None:
+    _, alice, bob = await _pair(relay, sidecars, workspace)
+    uri = alice.open("src/app.py")
+    bob.open("src/app.py")
+    alice.cursor(uri, 3, 4)
+    await bob.wait("collab/remoteCursors", lambda p: len(p["cursors"]) == 1)
+    hints = await bob.client.text_document_inlay_hint_async(
+        types.InlayHintParams(
+            text_document=types.TextDocumentIdentifier(uri),
+            range=types.Range(types.Position(0, 0), types.Position(10, 0)),
+        )
+    )
+    assert hints is not None and len(hints) == 1
+    assert hints[0].position == types.Position(3, 4)
+    assert "alice" in str(hints[0].label)
+
+
+async def test_reply_and_resolve_propagate_and_resolved_threads_stay_listable(
+    relay: RelayHandle, workspace: Path, sidecars: Make
+) -> None:
+    _, alice, bob = await _pair(relay, sidecars, workspace)
+    uri = alice.open("src/app.py")
+    bob.open("src/app.py")
+    comment = await alice.command("addComment", uri=uri, line=4, text="use logging")
+    await bob.wait_diagnostics(uri, lambda d: len(d) == 1)
+    await bob.command("reply", threadId=comment["id"], text="agreed, on it")
+    [updated] = await alice.wait_diagnostics(
+        uri, lambda d: len(d) == 1 and "1 reply" in d[0].message
+    )
+    assert updated.message == "alice: use logging (1 reply)"
+
+    hover = await alice.client.text_document_hover_async(
+        types.HoverParams(types.TextDocumentIdentifier(uri), types.Position(4, 2))
+    )
+    assert hover is not None and isinstance(hover.contents, types.MarkupContent)
+    assert "**alice**" in hover.contents.value and "**bob**" in hover.contents.value
+    assert "agreed, on it" in hover.contents.value
+
+    actions = await alice.client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri),
+            range=types.Range(types.Position(4, 0), types.Position(4, 0)),
+            context=types.CodeActionContext(diagnostics=[updated]),
+        )
+    )
+    # pygls's client structures CodeAction | Command results as Command; titles survive.
+    titles = [action.title for action in actions or []]
+    assert "Reply to alice's comment" in titles and "Jump to chat" in titles
+    lenses = await alice.client.text_document_code_lens_async(
+        types.CodeLensParams(types.TextDocumentIdentifier(uri))
+    )
+    assert (
+        lenses and lenses[0].command is not None and "1 comment thread" in lenses[0].command.title
+    )
+
+    await bob.command("resolve", threadId=comment["id"])
+    await alice.wait_diagnostics(uri, lambda d: d == [])
+    listed = await alice.command("listThreads", uri=uri)
+    assert [t["resolved"] for t in listed["threads"]] == [True]
+
+
+async def test_columns_agree_between_utf16_and_utf8_editors(
+    relay: RelayHandle, workspace: Path, sidecars: Make
+) -> None:
+    session_id = await relay.create_session()
+    vscode = await _join(relay, sidecars, workspace, session_id, "alice", "host", "vscode")
+    neovim = await _join(relay, sidecars, workspace, session_id, "bob", "editor", "neovim")
+    uri = vscode.open("src/app.py")
+    neovim.open("src/app.py")
+    after_emoji = LINE.index("😀") + 1  # the caret right after the emoji
+    vscode.cursor(uri, 4, column_to_lsp_character(LINE, after_emoji + 1, PositionEncoding.UTF16))
+    seen = await neovim.wait("collab/remoteCursors", lambda p: len(p["cursors"]) == 1)
+    expected = column_to_lsp_character(LINE, after_emoji + 1, PositionEncoding.UTF8)
+    assert seen["cursors"][0]["position"] == {"line": 4, "character": expected}
+    assert expected == len(LINE[:after_emoji].encode("utf-8"))
+
+    neovim.cursor(uri, 4, expected)
+    back = await vscode.wait("collab/remoteCursors", lambda p: len(p["cursors"]) == 1)
+    assert (
+        back["cursors"][0]["position"]["character"]
+        == len(LINE[:after_emoji].encode("utf-16-le")) // 2
+    )
+
+
+async def test_edits_above_a_comment_move_its_diagnostic(
+    relay: RelayHandle, workspace: Path, sidecars: Make
+) -> None:
+    _, alice, bob = await _pair(relay, sidecars, workspace)
+    uri = alice.open("src/app.py")
+    bob.open("src/app.py")
+    await alice.command("addComment", uri=uri, line=4, text="here")
+    await bob.wait_diagnostics(uri, lambda d: len(d) == 1 and d[0].range.start.line == 4)
+    bob.edit(uri, (0, 0), (0, 0), "# one\n# two\n")
+    await bob.wait_diagnostics(uri, lambda d: len(d) == 1 and d[0].range.start.line == 6)
+    bob.edit(uri, (0, 0), (2, 0), "")  # and back up when they go
+    await bob.wait_diagnostics(uri, lambda d: len(d) == 1 and d[0].range.start.line == 4)
+
+
+async def test_reopened_file_reanchors_by_snippet_or_marks_outdated(
+    relay: RelayHandle, workspace: Path, sidecars: Make
+) -> None:
+    _, alice, bob = await _pair(relay, sidecars, workspace)
+    uri = alice.open("src/app.py")
+    moved = await alice.command("addComment", uri=uri, line=3, text="about main")
+    await alice.command("addComment", uri=uri, line=5, text="about the return")
+    # Bob's checkout has moved main() down two lines and lost `return 0`.
+    text = (workspace / "src" / "app.py").read_text(encoding="utf-8")
+    changed = "# header\n# more\n" + text.replace("    return 0\n", "")
+    await bob.command("listThreads")  # both threads are known before the file opens
+    opened = bob.mark()
+    bob.open("src/app.py", changed)
+    found = await bob.wait_diagnostics(uri, lambda d: len(d) == 2, since=opened)
+    by_id = {d.code: d for d in found}
+    assert by_id[moved["id"]].range.start.line == 5
+    assert by_id[moved["id"]].message == "alice: about main"
+    outdated = next(d for code, d in by_id.items() if code != moved["id"])
+    assert outdated.message.startswith("[outdated] alice: about the return")
+
+
+async def test_viewer_comment_is_refused_with_the_relay_error(
+    relay: RelayHandle, workspace: Path, sidecars: Make
+) -> None:
+    session_id = await relay.create_session()
+    viewer = await _join(relay, sidecars, workspace, session_id, "val", "viewer")
+    uri = viewer.open("src/app.py")
+    with pytest.raises(JsonRpcException) as refused:
+        await viewer.command("addComment", uri=uri, line=1, text="let me in")
+    assert "viewer cannot add, resolve or reopen comments" in refused.value.message
+    assert refused.value.data["errorCode"] == "PERMISSION_DENIED"
+    await viewer.wait_diagnostics(uri, lambda d: d == [])  # the pending one is withdrawn
+
+
+async def test_follow_mode_delivers_the_followed_viewport(
+    relay: RelayHandle, workspace: Path, sidecars: Make
+) -> None:
+    _, alice, bob = await _pair(relay, sidecars, workspace)
+    uri = alice.open("src/app.py")
+    await bob.wait("collab/participants", lambda p: len(p["participants"]) == 2)
+    await bob.command("follow", userId="alice")
+    alice.client.protocol.notify(
+        "collab/viewport",
+        {
+            "uri": uri,
+            "range": {"start": {"line": 2, "character": 0}, "end": {"line": 5, "character": 0}},
+        },
+    )
+    follow = await bob.wait("collab/follow", lambda p: p["file"] == "src/app.py")
+    assert follow["userId"] == "alice"
+    assert follow["uri"] == uri
+    assert follow["range"]["start"]["line"] == 2 and follow["range"]["end"]["line"] == 5
+    participants = await alice.wait(
+        "collab/participants",
+        lambda p: any(x["name"] == "bob" and x["following"] == "alice" for x in p["participants"]),
+    )
+    assert participants
+
+
+async def test_bad_token_gives_a_readable_error(
+    relay: RelayHandle, workspace: Path, sidecars: Make
+) -> None:
+    sidecar = sidecars(workspace)
+    await sidecar.start(relayUrl=relay.url, token="eyJhbGciOiJub25lIn0.e30.", sessionId="s_x")
+    shown = await sidecar.wait(types.WINDOW_SHOW_MESSAGE)
+    assert shown.type == types.MessageType.Error
+    assert "token was refused" in shown.message and "invite" in shown.message
+    state = await sidecar.wait(
+        "collab/sessionState", lambda p: p["state"] == "offline" and p["detail"]
+    )
+    assert "INVALID_TOKEN" in (state["detail"] or "")
+
+
+async def test_comment_made_while_the_relay_is_down_arrives_once(
+    tmp_path: Path, workspace: Path, sidecars: Make
+) -> None:
+    relay = await _RelayProcess.start(tmp_path / "relay.db")
+    try:
+        session_id = await relay.session()
+        alice = sidecars(workspace)
+        await alice.start(relayUrl=relay.url, token=relay.token(session_id, "alice", "host"))
+        bob = sidecars(workspace)
+        await bob.start(relayUrl=relay.url, token=relay.token(session_id, "bob", "editor"))
+        for sidecar in (alice, bob):
+            await sidecar.wait("collab/sessionState", lambda p: p["state"] == "connected")
+        uri = alice.open("src/app.py")
+        bob.open("src/app.py")
+
+        await relay.kill()
+        await alice.wait("collab/sessionState", lambda p: p["state"] == "reconnecting")
+        offline = await alice.command("addComment", uri=uri, line=2, text="typed offline")
+        assert offline["status"] == "pending"
+        [pending] = await alice.wait_diagnostics(uri, lambda d: len(d) == 1)
+        assert pending.message.startswith("[pending] alice: typed offline")
+
+        relay = await _RelayProcess.start(tmp_path / "relay.db", port=relay.port)
+        [arrived] = await bob.wait_diagnostics(uri, lambda d: len(d) == 1)
+        assert arrived.message == "alice: typed offline"
+        await alice.wait_diagnostics(uri, lambda d: len(d) == 1 and "[pending]" not in d[0].message)
+        listed = await bob.command("listThreads")
+        assert [t["comments"][0]["content"] for t in listed["threads"]] == ["typed offline"]
+    finally:
+        await relay.kill()
+
+
+class _RelayProcess:
+    """`collab-relay serve` that can be killed with SIGKILL and restarted on its port."""
+
+    SECRET = "sidecar-tests-" + "s" * 40
+
+    def __init__(self, process: asyncio.subprocess.Process, url: str, db: Path) -> None:
+        self.process, self.url, self.db = process, url, db
+        self.port = int(url.rsplit(":", 1)[1])
+
+    @classmethod
+    async def start(cls, db: Path, port: int = 0) -> _RelayProcess:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "collab_lsp.relay.cli", "serve", "--port", str(port),
+            "--db", str(db), "--secret", cls.SECRET,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+            env={k: v for k, v in os.environ.items() if not k.startswith("COLLAB_RELAY_")},
+        )  # fmt: skip
+        assert process.stdout is not None
+        line = (await asyncio.wait_for(process.stdout.readline(), TIMEOUT)).decode()
+        assert line.startswith("collab-relay listening on "), line
+        return cls(process, line.split()[-1], db)
+
+    async def session(self) -> str:
+        store = SqliteStore(str(self.db))
+        await store.open()
+        try:
+            created = await store.create_session(
+                title="t", host_id="alice", host_name="alice", host_kind=ParticipantKind.HUMAN
+            )
+            return created.id
+        finally:
+            await store.close()
+
+    def token(self, session_id: str, user: str, role: str) -> str:
+        return Authenticator(self.SECRET).issue(
+            sub=user, name=user, sid=session_id, role=Role(role)
+        )
+
+    async def kill(self) -> None:
+        if self.process.returncode is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+        await self.process.wait()
