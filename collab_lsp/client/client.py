@@ -141,10 +141,11 @@ class RelayClient:
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self, *, wait: bool = True) -> None:
-        """Connect in the background; with ``wait``, return once joined or raise why not.
+        """Connect in the background; with ``wait``, return after the first attempt.
 
-        Only a refusal (bad token, unknown session...) raises: an unreachable relay
-        is retried with backoff while the state says ``reconnecting``.
+        A refusal (bad token, unknown session...) raises. An unreachable relay does
+        not: ``start`` returns with the state ``reconnecting`` and retries with
+        backoff, so a caller is never stuck waiting for a relay that is down.
         """
         loop = asyncio.get_running_loop()
         self._first_attempt = loop.create_future()
@@ -228,6 +229,9 @@ class RelayClient:
             except InvalidURI as error:
                 self._fail(RelayError("INVALID_URL", str(error)))
                 return
+            except Exception as error:  # a relay speaking nonsense: retry, never die
+                log.warning("unexpected answer from the relay", exc_info=True)
+                self._reconnecting(f"the relay sent something unreadable ({error})")
             if self._stopping:
                 return
             await asyncio.sleep(self.backoff.next_delay())
@@ -262,7 +266,7 @@ class RelayClient:
                 await self._send(frame)
             try:
                 async for raw in websocket:
-                    self._dispatch(json.loads(raw))
+                    self._receive(raw)
             except ConnectionClosed:
                 pass  # the close code decides below whether to come back
             finally:
@@ -283,6 +287,16 @@ class RelayClient:
         self.on_frame(connected)
         if self._first_attempt is not None and not self._first_attempt.done():
             self._first_attempt.set_result(None)
+
+    def _receive(self, raw: str | bytes) -> None:
+        """A frame we cannot read is logged and skipped: garbage never stops the client."""
+        try:
+            frame = json.loads(raw)
+            if not isinstance(frame, dict):
+                raise ValueError("not a JSON object")
+            self._dispatch(frame)
+        except (ValueError, KeyError, TypeError) as error:
+            log.warning("ignored an unreadable frame from the relay: %s", error)
 
     def _dispatch(self, frame: dict[str, Any]) -> None:
         kind = frame.get("type")
@@ -314,6 +328,8 @@ class RelayClient:
             return
         log.info("relay connection lost (%s); reconnecting", detail)
         self._set_state(ClientState.RECONNECTING, detail)
+        if self._first_attempt is not None and not self._first_attempt.done():
+            self._first_attempt.set_result(None)
 
     def _fail(self, error: RelayError) -> None:
         self.failure = error

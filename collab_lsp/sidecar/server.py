@@ -65,6 +65,7 @@ class CollabServer(LanguageServer):
         self._cursor_timer: asyncio.TimerHandle | None = None
         self._last_cursor_sent = 0.0
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._warned_unreachable = False
 
     # -- small utilities -----------------------------------------------------------------
 
@@ -142,6 +143,14 @@ class CollabServer(LanguageServer):
     def on_state(self, state: ClientState, detail: str | None) -> None:
         if state is ClientState.OFFLINE and detail and self.relay is not None:
             self.show(_advice_text(detail), types.MessageType.Error)
+        if state is ClientState.RECONNECTING and not self._warned_unreachable:
+            self._warned_unreachable = True
+            self.show(
+                f"collab: cannot reach the relay ({detail}); retrying in the background",
+                types.MessageType.Warning,
+            )
+        if state is ClientState.CONNECTED:
+            self._warned_unreachable = False
         self.notify("collab/sessionState", self.state_payload(detail))
 
     def state_payload(self, detail: str | None = None) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
+from websockets.asyncio.server import ServerConnection, serve
 
 from collab_lsp.protocol.coordinates import PositionEncoding, column_to_lsp_character
 from collab_lsp.protocol.models import ParticipantKind
@@ -294,3 +295,39 @@ class _RelayProcess:
         if self.process.returncode is None:
             os.kill(self.process.pid, signal.SIGKILL)
         await self.process.wait()
+
+
+async def test_relay_down_at_start_then_up(tmp_path: Path, workspace: Path, sidecars: Make) -> None:
+    relay = await _RelayProcess.start(tmp_path / "relay.db")
+    session_id = await relay.session()
+    token = relay.token(session_id, "alice", "host")
+    await relay.kill()
+    sidecar = sidecars(workspace)
+    await sidecar.start(relayUrl=relay.url, token=token)
+    warning = await sidecar.wait(types.WINDOW_SHOW_MESSAGE)
+    assert "cannot reach the relay" in warning.message and "retrying" in warning.message
+    status = await sidecar.command("status")
+    assert status["state"] == "reconnecting"
+    relay = await _RelayProcess.start(tmp_path / "relay.db", port=relay.port)
+    try:
+        await sidecar.wait("collab/sessionState", lambda p: p["state"] == "connected")
+    finally:
+        await relay.kill()
+
+
+async def test_a_relay_that_sends_garbage_never_crashes_the_sidecar(
+    workspace: Path, sidecars: Make
+) -> None:
+    async def garbage(websocket: ServerConnection) -> None:
+        await websocket.send("this is not json")
+        await websocket.send('{"type": "connected", "session": 42}')
+        await websocket.wait_closed()
+
+    async with serve(garbage, "127.0.0.1", 0) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        sidecar = sidecars(workspace)
+        token = Authenticator("x" * 40).issue(sub="a", name="a", sid="s_1", role=Role.EDITOR)
+        await sidecar.start(relayUrl=f"ws://127.0.0.1:{port}", token=token)
+        await sidecar.wait("collab/sessionState", lambda p: p["state"] == "reconnecting")
+        status = await sidecar.command("status")  # still alive and answering
+        assert status["state"] in ("reconnecting", "connecting")
