@@ -8,6 +8,7 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lsprotocol import types
@@ -331,3 +332,70 @@ async def test_a_relay_that_sends_garbage_never_crashes_the_sidecar(
         await sidecar.wait("collab/sessionState", lambda p: p["state"] == "reconnecting")
         status = await sidecar.command("status")  # still alive and answering
         assert status["state"] in ("reconnecting", "connecting")
+
+
+async def test_chat_round_trip_reactions_edits_and_history(
+    relay: RelayHandle, workspace: Path, sidecars: Make
+) -> None:
+    _, alice, bob = await _pair(relay, sidecars, workspace)
+    sent = await bob.command("sendChat", text="look at line 12 @alice")
+    new = await alice.wait("collab/chat", lambda p: p["kind"] == "new")
+    assert new["message"]["content"] == "look at line 12 @alice"
+    assert new["message"]["id"] == sent["id"]
+    mention = await alice.wait("collab/chat", lambda p: p["kind"] == "mention")
+    assert mention["mention"]["by"] == "bob"
+
+    await alice.command("react", messageId=sent["id"], emoji="👀")
+    reacted = await bob.wait("collab/chat", lambda p: p["kind"] == "reactions")
+    # pygls's test client turns notification objects into namedtuples, which
+    # renames the emoji key; the JSON on the wire is {"👀": ["alice"]}.
+    assert list(reacted["message"]["reactions"].values()) == [["alice"]]
+    await bob.command("editMessage", messageId=sent["id"], text="line 13, sorry")
+    edited = await alice.wait("collab/chat", lambda p: p["kind"] == "edited")
+    assert edited["message"]["content"] == "line 13, sorry"
+    await bob.command("deleteMessage", messageId=sent["id"])
+    deleted = await alice.wait("collab/chat", lambda p: p["kind"] == "deleted")
+    assert deleted["message"]["deleted"] is True
+
+    history = await alice.command("fetchHistory", limit=10)
+    assert [m["id"] for m in history["messages"]] == [sent["id"]]
+    assert history["hasMore"] is False
+
+
+async def test_status_and_viewport_reach_the_participants_list(
+    relay: RelayHandle, workspace: Path, sidecars: Make
+) -> None:
+    _, alice, bob = await _pair(relay, sidecars, workspace)
+    uri = alice.open("src/app.py")
+    alice.client.protocol.notify("collab/status", {"status": "away"})
+    alice.client.protocol.notify(
+        "collab/viewport",
+        {
+            "uri": uri,
+            "range": {"start": {"line": 9, "character": 0}, "end": {"line": 20, "character": 0}},
+        },
+    )
+
+    def alice_away_on_line_10(payload: dict[str, Any]) -> bool:
+        entry = next((p for p in payload["participants"] if p["name"] == "alice"), None)
+        where = (entry["status"], entry["file"], entry["line"]) if entry else None
+        return where == ("away", "src/app.py", 10)
+
+    await bob.wait("collab/participants", alice_away_on_line_10)
+
+
+async def test_one_editor_switches_sessions_with_commands(
+    relay: RelayHandle, workspace: Path, sidecars: Make
+) -> None:
+    first, alice, _ = await _pair(relay, sidecars, workspace)
+    second = await relay.create_session(title="Second", host="carol")
+    joined = await alice.command(
+        "join", relayUrl=relay.url, token=relay.token(second, "alice", "editor")
+    )
+    assert joined["sessionId"] == second and joined["title"] == "Second"
+    assert joined["role"] == "editor" and second != first
+    left = await alice.command("leave")
+    assert left["state"] == "offline"
+    with pytest.raises(JsonRpcException) as refused:
+        await alice.command("sendChat", text="anyone?")
+    assert refused.value.data["errorCode"] == "NOT_JOINED"
