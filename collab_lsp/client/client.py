@@ -252,7 +252,7 @@ class RelayClient:
                 "INVALID_TOKEN", "the token names no session: pass the session id to join"
             )
         async with websockets.connect(
-            self._url(), open_timeout=self.open_timeout, max_size=2**22
+            self._url(), open_timeout=self.open_timeout, max_size=2**24
         ) as websocket:
             first = json.loads(await asyncio.wait_for(websocket.recv(), self.open_timeout))
             if first.get("type") == "error":

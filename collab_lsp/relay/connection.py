@@ -44,6 +44,8 @@ class Connection:
         self.username = ""
         self.room: Room | None = None
         self.left_on_purpose = False
+        self.closing = False
+        self._closer: asyncio.Task[None] | None = None
         self._sender: asyncio.Task[None] | None = None
 
     @property
@@ -66,7 +68,10 @@ class Connection:
         self.outbox.close_after_flush(code, reason)
 
     def close_now(self, code: CloseCode, reason: str) -> None:
-        asyncio.get_running_loop().create_task(self.websocket.close(code, reason))
+        if self.closing:
+            return
+        self.closing = True
+        self._closer = asyncio.get_running_loop().create_task(self.websocket.close(code, reason))
 
     async def _send_loop(self) -> None:
         try:

@@ -37,7 +37,8 @@ __all__ = ["FrameHandlers", "error_frame"]
 
 log = logging.getLogger(__name__)
 
-_MENTION = re.compile(r"(?<![\w@])@([\w.\-]{1,64})")
+# A name may contain dots and dashes but ends with a word character ("ask @bob.").
+_MENTION = re.compile(r"(?<![\w@])@([\w][\w.\-]{0,62}(?<=\w))")
 _EPHEMERAL_TYPES = frozenset({"cursor_update", "presence_update"})
 _DENIALS = {
     "send_chat": "send or change chat messages",
@@ -51,6 +52,10 @@ _DENIALS = {
 }
 
 Handler = Callable[["Connection", "Room", Any], Awaitable[None]]
+
+
+class _Dropped(Exception):
+    """An ephemeral frame over the rate: dropped without an answer."""
 
 
 class FrameHandlers:
@@ -100,7 +105,10 @@ class FrameHandlers:
             room = connection.room
             assert room is not None
             self._authorize(connection, room, frame)
+            await self._check_durable_rate(connection, room, frame)
             await self._table[frame.type](connection, room, frame)
+        except _Dropped:
+            pass
         except ProtocolError as error:
             self.send_error(connection, error, ref)
         except StoreUnavailable as error:
@@ -149,23 +157,28 @@ class FrameHandlers:
                 ErrorCode.PERMISSION_DENIED, f"a {role.value} cannot {what} in this session"
             )
         now = time.monotonic()
-        if frame.type in _EPHEMERAL_TYPES:
-            if connection.ephemeral_rate.check(now) > 0:
-                raise ProtocolError(
-                    ErrorCode.RATE_LIMITED,
-                    "too many cursor/presence updates; they are coalesced, send at most "
-                    f"{self.relay.config.ephemeral_rate_per_second} a second",
-                    retry_after=1.0,
-                )
-        elif frame.type in DURABLE_CLIENT_TYPES:
-            wait = self.relay.durable_limit(connection.user_id).check(now)
-            if wait > 0:
-                raise ProtocolError(
-                    ErrorCode.RATE_LIMITED,
-                    f"rate limit of {self.relay.config.durable_rate_per_minute} messages a "
-                    f"minute reached; retry in {wait:.1f} s",
-                    retry_after=round(wait, 3),
-                )
+        if frame.type in _EPHEMERAL_TYPES and connection.ephemeral_rate.check(now) > 0:
+            # Presence is coalesced anyway: excess updates are dropped, not punished.
+            self.relay.metrics.ephemeral_dropped += 1
+            raise _Dropped
+
+    async def _check_durable_rate(self, connection: Connection, room: Room, frame: Any) -> None:
+        if frame.type not in DURABLE_CLIENT_TYPES:
+            return
+        wait = self.relay.durable_limit(connection.user_id).check(time.monotonic())
+        if wait <= 0:
+            return
+        # A resend of something already stored costs nothing: it is only re-acknowledged.
+        if frame.id is not None and await self.store.find_client_event(
+            room.session_id, connection.user_id, frame.id
+        ):
+            return
+        raise ProtocolError(
+            ErrorCode.RATE_LIMITED,
+            f"rate limit of {self.relay.config.durable_rate_per_minute} messages a "
+            f"minute reached; retry in {wait:.1f} s",
+            retry_after=round(wait, 3),
+        )
 
     def _acknowledge(self, connection: Connection, ref: str | None, event: CommittedEvent) -> None:
         ack = Ack(ref=ref, id=event.event_id, seq=event.seq, duplicate=event.duplicate)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from pydantic import ValidationError
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
@@ -94,7 +95,7 @@ class Relay:
             self.config.port,
             process_request=self._process_request,
             compression="deflate" if self.config.compression else None,
-            max_size=_HARD_FRAME_LIMIT,
+            max_size=max(_HARD_FRAME_LIMIT, self.config.max_frame_bytes),
             max_queue=64,
             write_limit=64 * 1024,
             server_header="collab-relay",
@@ -159,7 +160,7 @@ class Relay:
         return None
 
     def _healthy(self) -> bool:
-        return not self._stopping
+        return not self._stopping and self.store.healthy
 
     # -- connections ---------------------------------------------------------------------------
 
@@ -194,14 +195,7 @@ class Relay:
         match = _SESSION_PATH.match(parts.path)
         try:
             if match:
-                frame = JoinSession(
-                    type="join_session",
-                    session_id=match.group(1),
-                    auth_token=token,
-                    resume_from=_int_or_none(query.get("resume_from"), "resume_from"),
-                    epoch=query.get("epoch"),
-                    name=query.get("name"),
-                )
+                frame = _join_from_query(match.group(1), query, token)
                 await self.join(connection, frame, token)
                 return True
             return await self._join_by_frame(connection, token)
@@ -299,7 +293,9 @@ class Relay:
         if session.status is SessionStatus.ENDED:
             raise ProtocolError(ErrorCode.SESSION_ENDED, "this session has ended")
         user_id, username, role, personal_token = await self._identify(claims, frame)
-        kind = frame.kind or claims.kind
+        # The token says who is an agent; only an invite (which names nobody) lets
+        # the joiner say it.
+        kind = (frame.kind or claims.kind) if claims.is_invite else claims.kind
         room = await self._room(session_id)
         if room is None:
             raise ProtocolError(ErrorCode.SESSION_NOT_FOUND, f"no session {session_id!r}")
@@ -480,8 +476,9 @@ class Relay:
         if room is None:
             return
         for slow in room.deliver(event):
-            self.metrics.slow_consumers_closed += 1
-            slow.close_now(CloseCode.SLOW_CONSUMER, "too far behind: resume from your last seq")
+            if not slow.closing:
+                self.metrics.slow_consumers_closed += 1
+                slow.close_now(CloseCode.SLOW_CONSUMER, "too far behind: resume from your last seq")
 
     def enforce(self, room: Room, event: CommittedEvent) -> None:
         """Disconnect whom a removal or the end of the session concerns.
@@ -557,11 +554,27 @@ def _bearer(headers: Headers) -> str | None:
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 
-def _int_or_none(value: str | None, name: str) -> int | None:
-    if value is None:
-        return None
-    if not value.isdigit():
+def _join_from_query(session_id: str, query: dict[str, str], token: str | None) -> JoinSession:
+    """The URL form of join_session, validated like the frame (errors name the parameter)."""
+    resume_from = query.get("resume_from")
+    if resume_from is not None and not (resume_from.isascii() and resume_from.isdigit()):
         raise ProtocolError(
-            ErrorCode.INVALID_FRAME, f"{name} must be a non-negative integer", field=name
+            ErrorCode.INVALID_FRAME,
+            "resume_from must be a non-negative integer",
+            field="resume_from",
         )
-    return int(value)
+    try:
+        return JoinSession(
+            type="join_session",
+            session_id=session_id,
+            auth_token=token,
+            resume_from=int(resume_from) if resume_from is not None else None,
+            epoch=query.get("epoch"),
+            name=query.get("name"),
+        )
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        field = ".".join(str(part) for part in error["loc"])
+        raise ProtocolError(
+            ErrorCode.INVALID_FRAME, f"query parameter {field}: {error['msg']}", field=field
+        ) from None

@@ -86,6 +86,7 @@ class SqliteStore:
         self._listeners: list[OnCommit] = []
         self._committed: list[CommittedEvent] = []
         self._read_lock = asyncio.Lock()
+        self._last_write_failed = False
         self._snapshot_owner: asyncio.Task[Any] | None = None
 
     # -- lifecycle -----------------------------------------------------------------
@@ -112,6 +113,11 @@ class SqliteStore:
             if connection is not None:
                 await connection.close()
         self._reader = self._writer = None
+
+    @property
+    def healthy(self) -> bool:
+        running = self._writer_task is not None and not self._writer_task.done()
+        return running and not self._last_write_failed
 
     def add_listener(self, listener: OnCommit) -> None:
         self._listeners.append(listener)
@@ -215,6 +221,7 @@ class SqliteStore:
                 await writer.execute("RELEASE job")
             await writer.execute("COMMIT")
         except sqlite3.Error as exc:
+            self._last_write_failed = True
             log.error("store write failed, nothing in this batch is acknowledged: %s", exc)
             with contextlib.suppress(sqlite3.Error):
                 await writer.execute("ROLLBACK")
@@ -223,6 +230,7 @@ class SqliteStore:
                 if not pending.future.done():
                     pending.future.set_exception(failure)
             return
+        self._last_write_failed = False
         # Listeners run in commit order before any caller resumes, so fan-out
         # order is seq order.
         for event in self._committed:
