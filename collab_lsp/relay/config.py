@@ -36,7 +36,6 @@ class RelayConfig(BaseModel):
     jwt_audience: str | None = None
     max_frame_bytes: int = Field(default=limits.MAX_FRAME_BYTES, ge=1024, le=16 * 1024 * 1024)
     durable_rate_per_minute: int = Field(default=limits.DURABLE_RATE_PER_MINUTE, ge=1)
-    ephemeral_rate_per_second: int = Field(default=limits.EPHEMERAL_RATE_PER_SECOND, ge=1)
     max_errors_per_minute: int = Field(default=limits.MAX_ERRORS_PER_MINUTE, ge=1)
     durable_backlog_limit: int = Field(default=limits.DURABLE_BACKLOG_LIMIT, ge=10)
     reconnect_grace_seconds: float = Field(default=limits.RECONNECT_GRACE_SECONDS, ge=0)

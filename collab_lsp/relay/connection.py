@@ -31,13 +31,11 @@ class Connection:
         metrics: Metrics,
         *,
         durable_limit: int,
-        ephemeral_rate: int,
         max_errors_per_minute: int,
     ) -> None:
         self.websocket = websocket
         self.metrics = metrics
         self.outbox = Outbox(durable_limit)
-        self.ephemeral_rate = SlidingWindow(ephemeral_rate, 1.0)
         self.error_budget = SlidingWindow(max_errors_per_minute, 60.0)
         self.opened_at = time.monotonic()
         self.user_id = ""

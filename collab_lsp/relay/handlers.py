@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 
 # A name may contain dots and dashes but ends with a word character ("ask @bob.").
 _MENTION = re.compile(r"(?<![\w@])@([\w][\w.\-]{0,62}(?<=\w))")
-_EPHEMERAL_TYPES = frozenset({"cursor_update", "presence_update"})
 _DENIALS = {
     "send_chat": "send or change chat messages",
     "add_comment": "add, resolve or reopen comments",
@@ -52,10 +51,6 @@ _DENIALS = {
 }
 
 Handler = Callable[["Connection", "Room", Any], Awaitable[None]]
-
-
-class _Dropped(Exception):
-    """An ephemeral frame over the rate: dropped without an answer."""
 
 
 class FrameHandlers:
@@ -107,8 +102,6 @@ class FrameHandlers:
             self._authorize(connection, room, frame)
             await self._check_durable_rate(connection, room, frame)
             await self._table[frame.type](connection, room, frame)
-        except _Dropped:
-            pass
         except ProtocolError as error:
             self.send_error(connection, error, ref)
         except StoreUnavailable as error:
@@ -156,11 +149,6 @@ class FrameHandlers:
             raise ProtocolError(
                 ErrorCode.PERMISSION_DENIED, f"a {role.value} cannot {what} in this session"
             )
-        now = time.monotonic()
-        if frame.type in _EPHEMERAL_TYPES and connection.ephemeral_rate.check(now) > 0:
-            # Presence is coalesced anyway: excess updates are dropped, not punished.
-            self.relay.metrics.ephemeral_dropped += 1
-            raise _Dropped
 
     async def _check_durable_rate(self, connection: Connection, room: Room, frame: Any) -> None:
         if frame.type not in DURABLE_CLIENT_TYPES:

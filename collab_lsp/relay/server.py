@@ -151,6 +151,7 @@ class Relay:
                 healthy=self._healthy,
             )
             response = connection.respond(HTTPStatus.OK, text)
+            del response.headers["Content-Type"]  # Headers keeps repeated keys: replace it
             response.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
             return response
         if path != "/ws" and not _SESSION_PATH.match(path):
@@ -169,7 +170,6 @@ class Relay:
             websocket,
             self.metrics,
             durable_limit=self.config.durable_backlog_limit,
-            ephemeral_rate=self.config.ephemeral_rate_per_second,
             max_errors_per_minute=self.config.max_errors_per_minute,
         )
         self.connections.add(connection)

@@ -130,13 +130,16 @@ async def start_relay_process(
     if secret is not None:
         args += ["--secret", secret]
     log_path = stderr or db.with_suffix(".stderr.log")
-    with open(log_path, "ab") as log:
+    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
         process = await asyncio.create_subprocess_exec(
             *cli_command(*args),
             stdout=asyncio.subprocess.PIPE,
             stderr=log,
             env=cli_env(**(env or {})),
         )
+    finally:
+        os.close(log)
     try:
         assert process.stdout is not None
         line = (await asyncio.wait_for(process.stdout.readline(), TIMEOUT)).decode()
@@ -181,12 +184,17 @@ def is_durable(frame: dict[str, Any]) -> bool:
     return "seq" in frame and frame["type"] not in NOT_DURABLE
 
 
-async def next_durable(client: Client, timeout: float = TIMEOUT) -> dict[str, Any]:
-    """The next durable event this client receives, skipping presence, pongs and replies."""
+async def next_durable(
+    client: Client, skipped: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The next durable event this client receives; presence, pongs and replies before it
+    are dropped, or kept in ``skipped``."""
     while True:
-        frame = await client.recv(timeout)
+        frame = await client.recv()
         if is_durable(frame):
             return frame
+        if skipped is not None:
+            skipped.append(frame)
 
 
 async def until_pong(client: Client) -> list[dict[str, Any]]:
@@ -222,11 +230,15 @@ async def wait_until(check: Callable[[], bool], observer: Client) -> None:
 
 
 async def connect_stalled(url: str, receive_buffer: int = 4096) -> Client:
-    """A WebSocket client that will stop reading: tiny kernel buffer, tiny message queue."""
+    """A client that reads its ``connected`` frame, then nothing: its transport is paused,
+    its kernel receive buffer tiny. ``client.ws.transport.resume_reading()`` wakes it."""
     parts = urlsplit(url)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
     sock.setblocking(False)
     await asyncio.get_running_loop().sock_connect(sock, (parts.hostname, parts.port))
     websocket = await websockets.connect(url, sock=sock, max_queue=1)
-    return Client(websocket)
+    client = Client(websocket)
+    client.connected = await client.expect("connected")
+    websocket.transport.pause_reading()
+    return client

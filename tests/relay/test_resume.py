@@ -168,3 +168,36 @@ async def test_a_user_leaves_only_when_the_last_connection_closes(relay: RelayHa
     await bob_terminal.close()
     left = await next_durable(carol)
     assert (left["type"], left["user_id"], left["reason"]) == ("user_left", "bob", "timeout")
+
+
+async def test_resume_by_join_frame_while_others_keep_writing(relay: RelayHandle) -> None:
+    session_id = await relay.create_session()
+    alice = await relay.join(session_id, "alice", "host")
+    bob = await relay.join(session_id, "bob", "editor")
+    assert bob.connected is not None
+    epoch, last_seen = bob.connected["epoch"], bob.connected["seq"]
+    await bob.close()
+    for i in range(20):
+        await alice.send({"type": "chat_message", "id": f"before-{i}", "content": "x"})
+
+    # Bob comes back through /ws and join_session while alice's burst is still landing.
+    for i in range(30):
+        await alice.send({"type": "chat_message", "id": f"during-{i}", "content": "y"})
+    bob = await relay.connect_raw("/ws")
+    await bob.send(
+        {
+            "type": "join_session",
+            "session_id": session_id,
+            "auth_token": relay.token(session_id, "bob"),
+            "resume_from": last_seen,
+            "epoch": epoch,
+        }
+    )
+    last = await alice.expect("ack", ref="during-29")
+    connected = await bob.expect("connected")
+    assert connected["resumed"] is True and connected["messages"] == []
+    seqs: list[int] = []
+    while not seqs or seqs[-1] < last["seq"]:
+        seqs.append((await next_durable(bob))["seq"])
+    assert seqs == list(range(last_seen + 1, last["seq"] + 1)), "a gap or a duplicate"
+    assert not [f for f in await until_pong(bob) if "seq" in f]
