@@ -399,3 +399,21 @@ async def test_one_editor_switches_sessions_with_commands(
     with pytest.raises(JsonRpcException) as refused:
         await alice.command("sendChat", text="anyone?")
     assert refused.value.data["errorCode"] == "NOT_JOINED"
+
+
+async def test_cursor_bursts_are_coalesced_and_end_at_the_last_position(
+    relay: RelayHandle, workspace: Path, sidecars: Make
+) -> None:
+    _, alice, bob = await _pair(relay, sidecars, workspace)
+    uri = alice.open("src/app.py")
+    bob.open("src/app.py")
+    sent_before = relay.relay.metrics.frames_received["cursor_update"]
+    for character in range(100):
+        alice.cursor(uri, 5, character % 20)
+    alice.cursor(uri, 5, 7)
+    await bob.wait(
+        "collab/remoteCursors",
+        lambda p: [c["position"] for c in p["cursors"]] == [{"line": 5, "character": 7}],
+    )
+    forwarded = relay.relay.metrics.frames_received["cursor_update"] - sent_before
+    assert 1 <= forwarded < 101  # 101 editor notifications, far fewer relay frames

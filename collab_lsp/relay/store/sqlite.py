@@ -17,6 +17,7 @@ import secrets
 import sqlite3
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import aiosqlite
@@ -99,7 +100,11 @@ class SqliteStore:
             self._reader = await aiosqlite.connect(self.path, isolation_level=None)
             await self._configure(self._reader)
         except sqlite3.Error as exc:
-            raise StoreUnavailable(f"cannot open SQLite database {self.path!r}: {exc}") from exc
+            folder = Path(self.path).parent
+            hint = f" (the folder {str(folder)!r} does not exist)" if not folder.is_dir() else ""
+            raise StoreUnavailable(
+                f"cannot open SQLite database {self.path!r}: {exc}{hint}"
+            ) from exc
         self.epoch = await self._meta("epoch", lambda: new_id("ep"))
         self._writer_task = asyncio.get_running_loop().create_task(self._write_loop())
 
