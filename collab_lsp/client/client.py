@@ -302,9 +302,15 @@ class RelayClient:
         kind = frame.get("type")
         if kind in _REPLY_TYPES and frame.get("ref") in self._pending:
             pending = self._pending.pop(frame["ref"])
+            if pending.future.done():
+                return
             if kind == "error":
                 pending.future.set_exception(RelayError.from_frame(frame))
-            elif not pending.future.done():
+            elif kind != pending.expect:
+                pending.future.set_exception(
+                    RelayError("UNEXPECTED_REPLY", f"expected {pending.expect}, got {kind}")
+                )
+            else:
                 pending.future.set_result(frame)
             return
         if "seq" in frame and kind not in _NOT_SEQUENCED:

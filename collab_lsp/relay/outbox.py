@@ -25,7 +25,6 @@ class Outbox:
         self._durable_limit = durable_limit
         self.last_seq = -1
         self.paused = True
-        self.overflowed = False
         self.closing: tuple[int, str] | None = None
 
     def push_durable(self, seq: int, wire: str, received_at: float | None = None) -> bool:
@@ -36,7 +35,6 @@ class Outbox:
         if seq <= self.last_seq:
             return True
         if len(self._durable) >= self._durable_limit:
-            self.overflowed = True
             self._ready.set()
             return False
         self._durable.append((seq, wire, received_at or time.monotonic()))

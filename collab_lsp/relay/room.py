@@ -174,15 +174,15 @@ class Room:
             user = frame["user"]
             member = self.members.get(user["id"])
             if member is not None:
-                member.record = _replace(member.record, role=Role(user["role"]))
+                member.record = replace(member.record, role=Role(user["role"]))
         elif event.type == "role_changed":
             member = self.members.get(frame["user_id"])
             if member is not None:
-                member.record = _replace(member.record, role=Role(frame["role"]))
+                member.record = replace(member.record, role=Role(frame["role"]))
         elif event.type == "user_removed":
             member = self.members.get(frame["user_id"])
             if member is not None:
-                member.record = _replace(member.record, removed=True)
+                member.record = replace(member.record, removed=True)
                 self._drop_presence(member)
                 self.presence.depart(frame["user_id"])
 
@@ -235,7 +235,3 @@ class Room:
         if member.presence_timer is not None:
             member.presence_timer.cancel()
             member.presence_timer = None
-
-
-def _replace(record: ParticipantRecord, **changes: object) -> ParticipantRecord:
-    return replace(record, **changes)  # type: ignore[arg-type]
