@@ -10,6 +10,7 @@ an anchor to the same line.
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import re
 from collections.abc import Callable, Hashable, Mapping, Sequence
@@ -108,7 +109,41 @@ def find_snippet(lines: Sequence[str], snippet: str, hint_line: int) -> int | No
     return min(starts, key=lambda start: (abs(start - hint_line), start), default=None)
 
 
-def reanchor(lines: Sequence[str], snippet: str | None, line: int) -> tuple[int, bool]:
+class SnippetIndex:
+    """A document's stripped lines and where each one occurs, built once per document so that
+    re-anchoring many threads costs one pass over the document, not one per thread."""
+
+    def __init__(self, lines: Sequence[str]) -> None:
+        self.stripped = [line.strip() for line in lines]
+        self.where: dict[str, list[int]] = {}
+        for index, text in enumerate(self.stripped):
+            self.where.setdefault(text, []).append(index)
+
+    def find(self, snippet: str, hint_line: int) -> int | None:
+        """As :func:`find_snippet`: candidates are tried nearest first (ties: earlier line),
+        so a line repeated all over the file (``return result``) costs a bisect, not a scan."""
+        wanted = _snippet_lines(snippet)
+        if not wanted:
+            return hint_line
+        positions = self.where.get(wanted[0], [])
+        size = len(wanted)
+        below = bisect.bisect_left(positions, hint_line) - 1
+        above = below + 1
+        while below >= 0 or above < len(positions):
+            if above >= len(positions) or (
+                below >= 0 and hint_line - positions[below] <= positions[above] - hint_line
+            ):
+                start, below = positions[below], below - 1
+            else:
+                start, above = positions[above], above + 1
+            if size == 1 or self.stripped[start : start + size] == wanted:
+                return start
+        return None
+
+
+def reanchor(
+    lines: Sequence[str], snippet: str | None, line: int, index: SnippetIndex | None = None
+) -> tuple[int, bool]:
     """``(line, outdated)`` for a thread stored at 0-based ``line`` with ``snippet``, when its
     document is opened, so a thread is never silently left on the wrong line.
 
@@ -119,7 +154,7 @@ def reanchor(lines: Sequence[str], snippet: str | None, line: int) -> tuple[int,
     clamped = min(max(line, 0), max(len(lines) - 1, 0))
     if snippet is None or not snippet.strip():
         return clamped, False
-    found = find_snippet(lines, snippet, line)
+    found = index.find(snippet, line) if index is not None else find_snippet(lines, snippet, line)
     if found is None:
         return clamped, True
     return found, False

@@ -10,6 +10,7 @@ and durable actions are queued by the client.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from collab_lsp.protocol import limits
 from collab_lsp.protocol.coordinates import PositionEncoding, lsp_character_to_column
 from collab_lsp.protocol.models import Message
 from collab_lsp.sidecar import render
-from collab_lsp.sidecar.anchors import LineEdit, map_lines, reanchor, shift_line
+from collab_lsp.sidecar.anchors import LineEdit, SnippetIndex, map_lines, reanchor, shift_line
 from collab_lsp.sidecar.session_view import Changes, SessionView, Thread
 from collab_lsp.sidecar.settings import SidecarSettings, merge_settings
 from collab_lsp.sidecar.workspace_files import WorkspaceFiles
@@ -42,10 +43,15 @@ class OpenDocument:
     anchors: dict[str, render.Anchor] = field(default_factory=dict)
     # How far local edits moved each remote cursor's line since its last update.
     cursor_offsets: dict[str, int] = field(default_factory=dict)
+    lines: list[str] = field(init=False)
 
-    @property
-    def lines(self) -> list[str]:
-        return self.text.splitlines() or [""]
+    def __post_init__(self) -> None:
+        self.set_text(self.text)
+
+    def set_text(self, text: str) -> None:
+        # Split once per change: rendering reads the lines many times.
+        self.text = text
+        self.lines = text.splitlines() or [""]
 
 
 class CollabServer(LanguageServer):
@@ -186,15 +192,22 @@ class CollabServer(LanguageServer):
     async def load_comments(self) -> None:
         """Every comment thread of the session, not only those in the recent history."""
         relay, after = self.relay, 0
+        changes = Changes()
         while relay is not None and relay is self.relay:
             page = await relay.request(
                 {"type": "get_comments", "after_seq": after}, expect="comments"
             )
             messages = [Message.model_validate(m) for m in page["comments"]]
-            self.refresh(self.view.add_history(messages))
+            changes.merge(self.view.add_history(messages))
             if not page["has_more"] or not messages:
-                return
+                break
             after = messages[-1].seq
+        if relay is not None and relay is self.relay:
+            self.refresh(changes)  # once, not once a page: each refresh re-renders every file
+            # The session's history is long-lived: keep it out of the cyclic collector's
+            # full collections (each one walks every object, ~50 ms at 1,000 threads).
+            gc.collect()
+            gc.freeze()
 
     def refresh(self, changes: Changes) -> None:
         for file in changes.files:
@@ -226,9 +239,13 @@ class CollabServer(LanguageServer):
         for document in self.documents.values():
             if document.file != file:
                 continue
-            for thread in self.threads_for(file):
-                if thread.id not in document.anchors:
-                    document.anchors[thread.id] = _anchor_on_open(thread, document.lines)
+            new = [t for t in self.threads_for(file) if t.id not in document.anchors]
+            if not new:
+                continue
+            lines = document.lines
+            index = SnippetIndex(lines)
+            for thread in new:
+                document.anchors[thread.id] = _anchor_on_open(thread, lines, index)
 
     def publish(self, file: str) -> None:
         document = next((d for d in self.documents.values() if d.file == file), None)
@@ -392,8 +409,10 @@ class CollabServer(LanguageServer):
         if file is None:
             return  # outside the workspace: never shared
         document = OpenDocument(uri, file, text)
+        lines = document.lines
+        index = SnippetIndex(lines)
         for thread in self.threads_for(file):
-            document.anchors[thread.id] = _anchor_on_open(thread, document.lines)
+            document.anchors[thread.id] = _anchor_on_open(thread, lines, index)
         self.documents[uri] = document
         self.publish(file)
         self.publish_cursors({file})
@@ -419,7 +438,7 @@ class CollabServer(LanguageServer):
             for key, a in document.anchors.items()
         }
         self._shift_cursors(document, move)
-        document.text = new_text
+        document.set_text(new_text)
         self.publish(document.file)
         self.send_cursors(document)
 
@@ -436,10 +455,12 @@ class CollabServer(LanguageServer):
         self.documents.pop(uri, None)
 
 
-def _anchor_on_open(thread: Thread, lines: list[str]) -> render.Anchor:
+def _anchor_on_open(
+    thread: Thread, lines: list[str], index: SnippetIndex | None = None
+) -> render.Anchor:
     stored = (thread.root.line or 1) - 1
     span = (thread.root.end_line or thread.root.line or 1) - (thread.root.line or 1)
-    line, outdated = reanchor(lines, thread.root.code_snippet, stored)
+    line, outdated = reanchor(lines, thread.root.code_snippet, stored, index)
     return render.Anchor(line, line + span, outdated)
 
 

@@ -94,6 +94,8 @@ class SessionView:
     messages: dict[str, Message] = field(default_factory=dict)
     chat_order: list[str] = field(default_factory=list)
     threads: dict[str, Thread] = field(default_factory=dict)
+    # Replies whose root has not arrived yet (it is older than the history we have).
+    orphans: dict[str, dict[str, Message]] = field(default_factory=dict)
 
     @property
     def my_id(self) -> str | None:
@@ -146,6 +148,7 @@ class SessionView:
             self.messages.clear()
             self.chat_order.clear()
             self.threads.clear()
+            self.orphans.clear()
             changes.reset = True
             for message in frame.messages:
                 self._store(message)
@@ -173,11 +176,17 @@ class SessionView:
             return
         if message.parent_id is None:
             existing = self.threads.get(message.id)
-            self.threads[message.id] = Thread(message, existing.replies if existing else [])
+            replies = existing.replies if existing else []
+            adopted = self.orphans.pop(message.id, {})
+            if adopted:
+                replies = sorted([*replies, *adopted.values()], key=lambda reply: reply.seq)
+            self.threads[message.id] = Thread(message, replies)
             return
         thread = self.threads.get(message.parent_id)
         if thread is None:
-            return  # the root is older than our history; it arrives with older pages
+            # The root is older than our history: keep the reply until it arrives.
+            self.orphans.setdefault(message.parent_id, {})[message.id] = message
+            return
         thread.replies = [r for r in thread.replies if r.id != message.id] + [message]
         thread.replies.sort(key=lambda reply: reply.seq)
 
