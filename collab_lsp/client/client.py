@@ -283,8 +283,8 @@ class RelayClient:
         self.epoch = connected.get("epoch")
         self.backoff.reset()
         self.failure = None
+        self.on_frame(connected)  # first, so whoever hears "connected" sees the snapshot
         self._set_state(ClientState.CONNECTED, None)
-        self.on_frame(connected)
         if self._first_attempt is not None and not self._first_attempt.done():
             self._first_attempt.set_result(None)
 

@@ -18,6 +18,7 @@ from collab_lsp.protocol.models import (
     PresenceState,
     PresenceStatus,
     SessionInfo,
+    SessionStatus,
 )
 from collab_lsp.protocol.permissions import Role
 
@@ -238,7 +239,7 @@ class SessionView:
 
     def _on_session_ended(self, frame: sf.SessionEndedEvent) -> Changes:
         if self.session is not None:
-            self.session = self.session.model_copy(update={"status": "ended"})
+            self.session = self.session.model_copy(update={"status": SessionStatus.ENDED})
         return Changes(session=True)
 
     def _on_presence_update(self, frame: sf.PresenceUpdateEvent) -> Changes:

@@ -417,3 +417,32 @@ async def test_cursor_bursts_are_coalesced_and_end_at_the_last_position(
     )
     forwarded = relay.relay.metrics.frames_received["cursor_update"] - sent_before
     assert 1 <= forwarded < 101  # 101 editor notifications, far fewer relay frames
+
+
+async def test_host_commands_invite_change_role_remove_and_end(
+    relay: RelayHandle, workspace: Path, sidecars: Make
+) -> None:
+    session_id, alice, bob = await _pair(relay, sidecars, workspace)
+    invite = await alice.command("invite", role="viewer", maxUses=1)
+    assert invite["link"].startswith("collab://join?relay=") and invite["role"] == "viewer"
+    carol = sidecars(workspace)
+    await carol.start(invite=invite["link"], name="carol")
+    joined = await carol.wait("collab/sessionState", lambda p: p["state"] == "connected")
+    assert joined["role"] == "viewer"
+
+    with pytest.raises(JsonRpcException) as refused:
+        await bob.command("invite", role="editor")
+    assert refused.value.data["errorCode"] == "PERMISSION_DENIED"
+
+    carol_id = joined["you"]
+    await alice.command("changeRole", userId="carol", role="editor")
+    await carol.wait("collab/sessionState", lambda p: p["role"] == "editor")
+    await alice.command("remove", userId=carol_id)
+    gone = await carol.wait(
+        "collab/sessionState", lambda p: p["state"] == "offline" and p["detail"]
+    )
+    assert "REMOVED" in gone["detail"]
+
+    await alice.command("endSession")
+    ended = await bob.wait("collab/sessionState", lambda p: p["status"] == "ended")
+    assert ended["sessionId"] == session_id
