@@ -50,6 +50,8 @@ _FATAL_ERRORS = frozenset(
 _FATAL_CLOSES = frozenset(
     {CloseCode.AUTH_FAILED, CloseCode.REMOVED, CloseCode.SESSION_NOT_FOUND, CloseCode.SESSION_ENDED}
 )
+# A join refused for any other reason would be refused again (a bad name, a bad token...).
+_RETRYABLE_AT_JOIN = frozenset({ErrorCode.STORE_UNAVAILABLE, ErrorCode.INTERNAL_ERROR})
 _REPLY_TYPES = frozenset(
     {"ack", "error", "history", "comments", "invite_created", "invite_revoked", "pong"}
 )
@@ -83,6 +85,7 @@ class RelayError(Exception):
         self.message = message
         self.field = field
         self.retry_after = retry_after
+        self.code_is_final = False
 
     @classmethod
     def from_frame(cls, frame: dict[str, Any]) -> RelayError:
@@ -95,7 +98,7 @@ class RelayError(Exception):
 
     @property
     def fatal(self) -> bool:
-        return self.code in _FATAL_ERRORS
+        return self.code_is_final or self.code in _FATAL_ERRORS
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"
@@ -184,6 +187,8 @@ class RelayClient:
         """
         frame = {**frame, "id": frame.get("id") or uuid.uuid4().hex[:16]}
         durable = frame["type"] in DURABLE_CLIENT_TYPES
+        if self.failure is not None:
+            raise self.failure  # refused for good (removed, ended...): nothing would be sent
         if not durable and self.state is not ClientState.CONNECTED:
             raise RelayError("OFFLINE", "not connected to the relay; try again when connected")
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -256,7 +261,10 @@ class RelayClient:
         ) as websocket:
             first = json.loads(await asyncio.wait_for(websocket.recv(), self.open_timeout))
             if first.get("type") == "error":
-                raise RelayError.from_frame(first)
+                refusal = RelayError.from_frame(first)
+                if refusal.code not in _RETRYABLE_AT_JOIN:
+                    refusal.code_is_final = True
+                raise refusal
             self._websocket = websocket
             self._joined(first)
             for pending in list(self._pending.values()):

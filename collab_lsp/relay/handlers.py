@@ -147,7 +147,8 @@ class FrameHandlers:
         if not can(role, action):
             what = _DENIALS.get(action.value, action.value)
             raise ProtocolError(
-                ErrorCode.PERMISSION_DENIED, f"a {role.value} cannot {what} in this session"
+                ErrorCode.PERMISSION_DENIED,
+                f"{_article(role)} {role.value} cannot {what} in this session",
             )
 
     async def _check_durable_rate(self, connection: Connection, room: Room, frame: Any) -> None:
@@ -395,6 +396,10 @@ class FrameHandlers:
     async def _leave(self, connection: Connection, room: Room, frame: cf.LeaveSession) -> None:
         connection.left_on_purpose = True
         connection.close_after_flush(CloseCode.NORMAL, "left the session")
+
+
+def _article(role: Role) -> str:
+    return "an" if role is Role.EDITOR else "a"
 
 
 def _size_in_bytes(raw: str | bytes, limit: int) -> int:

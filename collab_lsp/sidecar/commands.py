@@ -217,6 +217,9 @@ async def update_session(server: CollabServer, arguments: list[Any]) -> dict[str
 
 async def add_comment(server: CollabServer, arguments: list[Any]) -> dict[str, Any]:
     args = _parse(AddCommentArgs, arguments)
+    relay = _connected(server)
+    if relay.failure is not None:
+        raise CommandFailed(relay.failure.code, relay.failure.message)
     document = server.documents.get(args.uri)
     file = server.files.relative(args.uri)
     if file is None:

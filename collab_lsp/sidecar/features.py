@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from lsprotocol import types
+from pygls.uris import to_fs_path
 
 from collab_lsp.client import RelayError
 from collab_lsp.sidecar import render
@@ -14,6 +15,7 @@ from collab_lsp.sidecar.commands import COMMANDS, Command
 from collab_lsp.sidecar.plain import to_plain
 from collab_lsp.sidecar.server import CollabServer
 from collab_lsp.sidecar.settings import SettingsError
+from collab_lsp.sidecar.workspace_files import WorkspaceFiles, find_root
 
 __all__ = ["build_server"]
 
@@ -45,8 +47,8 @@ def _lifecycle(server: CollabServer) -> None:
         options = to_plain(params.initialization_options) or {}
         ls.init_options = dict(options) if isinstance(options, dict) else {}
         root = ls.workspace.root_path
-        from collab_lsp.sidecar.workspace_files import WorkspaceFiles, find_root
-
+        if root is None and params.workspace_folders:
+            root = to_fs_path(params.workspace_folders[0].uri)
         ls.files = WorkspaceFiles(find_root(root))
 
     @server.feature(types.INITIALIZED)

@@ -4,6 +4,7 @@ and the payloads of ``collab/*`` notifications. No I/O."""
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +66,7 @@ def diagnostics(
     anchors: dict[str, Anchor],
     lines: list[str],
     pending: set[str],
+    encoding: PositionEncoding = PositionEncoding.UTF16,
 ) -> list[types.Diagnostic]:
     result = []
     for thread in threads:
@@ -73,7 +75,8 @@ def diagnostics(
         anchor = anchors.get(thread.id) or _stored_anchor(thread)
         last = max(len(lines) - 1, 0)
         start, end = min(anchor.line, last), min(max(anchor.end_line, anchor.line), last)
-        end_character = len(lines[end]) if lines else 0
+        end_text = lines[end] if lines else ""
+        end_character = column_to_lsp_character(end_text, len(end_text) + 1, encoding)
         result.append(
             types.Diagnostic(
                 range=types.Range(types.Position(start, 0), types.Position(end, end_character)),
@@ -126,10 +129,18 @@ def _message_markdown(view: SessionView, message: Message) -> str:
     when = message.timestamp.replace("T", " ")[:16]
     edited = " (edited)" if message.edited_at else ""
     # Escaped: message text is other people's input, never markup to interpret.
-    text = html.escape(message.content).replace("\n", "  \n")
+    text = _escape_markdown(message.content).replace("\n", "  \n")
     reactions = "  ".join(f"{emoji} {len(users)}" for emoji, users in message.reactions.items())
-    name = html.escape(view.name_of(message.user_id))
+    name = _escape_markdown(view.name_of(message.user_id))
     return f"**{name}** · {when}{edited}\n\n{text}" + (f"\n\n{reactions}" if reactions else "")
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+
+
+def _escape_markdown(text: str) -> str:
+    """Show other people's text as typed: no links, images, HTML or emphasis."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
 
 
 def code_lenses(threads: list[Thread], anchors: dict[str, Anchor]) -> list[types.CodeLens]:

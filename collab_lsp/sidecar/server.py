@@ -175,6 +175,8 @@ class CollabServer(LanguageServer):
             "participantCount": sum(1 for p in self.view.participants.values() if p.online),
             "pendingCount": len(relay.pending_ids()) if relay else 0,
             "following": self.following,
+            # Given once an invite is redeemed: rejoin with it (invites are often single-use).
+            "personalToken": relay.token if relay and relay.token != self.settings.token else None,
         }
 
     # -- frames from the relay -------------------------------------------------------------
@@ -255,7 +257,12 @@ class CollabServer(LanguageServer):
         lines = document.lines if document else (self.files.read_lines(file) or [""])
         anchors = document.anchors if document else {}
         found = render.diagnostics(
-            self.view, self.threads_for(file), anchors, lines, set(self.pending_comments)
+            self.view,
+            self.threads_for(file),
+            anchors,
+            lines,
+            set(self.pending_comments),
+            self.encoding,
         )
         if not found and uri not in self._published:
             return

@@ -34,7 +34,6 @@ class SidecarSettings(BaseModel):
     token: str | None = Field(default=None, repr=False)
     name: str | None = Field(default=None, max_length=64)
     session_id: str | None = None
-    invite: str | None = Field(default=None, repr=False)
     kind: Literal["human", "agent"] | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -42,13 +41,6 @@ class SidecarSettings(BaseModel):
     @classmethod
     def _relay(cls, value: str | None) -> str | None:
         return normalize_relay_url(value) if value else None
-
-    def resolved(self) -> SidecarSettings:
-        """An invite link fills in the relay URL and token."""
-        if not self.invite:
-            return self
-        relay, token = parse_invite_link(self.invite)
-        return self.model_copy(update={"relay_url": relay, "token": token, "invite": None})
 
     @property
     def complete(self) -> bool:
@@ -60,15 +52,24 @@ def merge_settings(
 ) -> SidecarSettings:
     """Later layers win over earlier ones; the environment fills what none gives."""
     environ = os.environ if environ is None else environ
-    merged: dict[str, Any] = {
+    merged: dict[str, Any] = {}
+    environment = {
         key: environ[variable] for key, variable in _ENVIRONMENT.items() if environ.get(variable)
     }
-    for layer in layers:
-        for key, value in _section(layer).items():
-            if value not in (None, ""):
-                merged[_ALIASES.get(key, key)] = value
     try:
-        return SidecarSettings.model_validate(merged).resolved()
+        for layer in (environment, *layers):
+            values = {
+                _ALIASES.get(key, key): value
+                for key, value in _section(layer).items()
+                if value not in (None, "")
+            }
+            # An invite stands for the relay URL and token of its own layer, so a later
+            # layer's explicit token still wins over it.
+            if isinstance(values.get("invite"), str):
+                relay, token = parse_invite_link(values.pop("invite"))
+                values = {"relay_url": relay, "token": token, **values}
+            merged.update(values)
+        return SidecarSettings.model_validate(merged)
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
         where = ".".join(str(part) for part in error["loc"]) or "settings"

@@ -89,3 +89,14 @@ async def test_reconnects_resumes_and_resends_unacked(tmp_path: Path) -> None:
     finally:
         await client.close()
         await second.stop()
+
+
+async def test_an_invite_without_a_name_fails_instead_of_retrying(relay: RelayHandle) -> None:
+    session_id = await relay.create_session()
+    host = await relay.join(session_id, "alice", "host")
+    invite = await host.request({"type": "invite", "role": "viewer"}, reply="invite_created")
+    client = _client(relay.url, invite["token"], [])
+    with pytest.raises(RelayError) as refused:
+        await client.start()
+    assert refused.value.code == "INVALID_FRAME" and refused.value.field == "name"
+    assert client.state is ClientState.OFFLINE

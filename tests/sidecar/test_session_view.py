@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from collab_lsp.protocol.models import Message
+from collab_lsp.sidecar import render
 from collab_lsp.sidecar.session_view import SessionView
 
 NOW = "2026-11-25T10:00:00.000Z"
@@ -75,3 +76,12 @@ def test_resolving_and_deleting_update_the_thread() -> None:
          "timestamp": NOW, "message_id": "r1", "deleted_by": "alice"}
     )  # fmt: skip
     assert view.threads["root"].live_replies() == []
+
+
+def test_hover_shows_other_peoples_markup_as_text() -> None:
+    view = SessionView()
+    view.apply(_connected([_comment("root", 2, content="[click](http://evil) <img src=x>")]))
+    hover = render.hover(view, [view.threads["root"]])
+    assert hover is not None
+    value = hover.contents.value  # type: ignore[union-attr]
+    assert "\\[click\\]\\(http://evil\\)" in value and "&lt;img src=x&gt;" in value

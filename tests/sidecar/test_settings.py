@@ -47,3 +47,9 @@ def test_bad_settings_name_the_problem(layer: dict[str, str], named: str) -> Non
     with pytest.raises(SettingsError) as error:
         merge_settings(layer, environ={})
     assert named in str(error.value)
+
+
+def test_an_explicit_token_wins_over_an_earlier_invite() -> None:
+    link = invite_link("ws://relay:1", "invite-token")
+    settings = merge_settings({"invite": link}, {"token": "personal"}, environ={})
+    assert (settings.relay_url, settings.token) == ("ws://relay:1", "personal")
