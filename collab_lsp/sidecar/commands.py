@@ -145,11 +145,14 @@ async def _durable(
 ) -> dict[str, Any]:
     """Send a durable frame; answer once acknowledged, or 'pending' while offline."""
     relay = _connected(server)
-    task = server.spawn(relay.request(frame))
+    # Not reported by spawn: a refusal within the wait is this command's error; only one
+    # that comes after the command answered 'pending' is shown as a message.
+    task = server.spawn(relay.request(frame), report=False)
     if on_done is not None:
         task.add_done_callback(lambda _: on_done())
     done, _ = await asyncio.wait({task}, timeout=_ACK_WAIT_SECONDS)
     if not done:
+        server.report_failure_later(task)
         return {"status": "pending", "state": relay.state.value}
     try:
         ack = task.result()

@@ -83,12 +83,21 @@ class CollabServer(LanguageServer):
         except ValueError:
             return PositionEncoding.UTF16
 
-    def spawn(self, work: Any) -> asyncio.Task[Any]:
+    def spawn(self, work: Any, *, report: bool = True) -> asyncio.Task[Any]:
+        """Run ``work`` in the background; with ``report``, a failure is shown to the user."""
         task: asyncio.Task[Any] = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        task.add_done_callback(self._report_failure)
+        if report:
+            task.add_done_callback(self._report_failure)
         return task
+
+    def report_failure_later(self, task: asyncio.Task[Any]) -> None:
+        """For work whose caller stopped waiting: its outcome can only be shown."""
+        if task.done():
+            self._report_failure(task)
+        else:
+            task.add_done_callback(self._report_failure)
 
     def _report_failure(self, task: asyncio.Task[Any]) -> None:
         if task.cancelled() or task.exception() is None:
