@@ -246,10 +246,12 @@ async def add_comment(server: CollabServer, arguments: list[Any]) -> dict[str, A
     if document is not None:
         document.anchors[frame_id] = render.Anchor(start_line, end_line)
     server.publish(file)
+    server.send_threads(file)
 
     def settled() -> None:
         server.pending_comments.pop(frame_id, None)
         server.publish(file)
+        server.send_threads(file)
 
     return await _durable(server, frame, on_done=settled)
 
@@ -317,22 +319,7 @@ async def list_threads(server: CollabServer, arguments: list[Any]) -> dict[str, 
         threads = [thread for thread in threads if thread.id in args.thread_ids]
     if not args.include_resolved:
         threads = [thread for thread in threads if thread.open]
-    return {"threads": [_thread_payload(server, thread) for thread in threads]}
-
-
-def _thread_payload(server: CollabServer, thread: Thread) -> dict[str, Any]:
-    document = next((d for d in server.documents.values() if d.file == thread.file), None)
-    anchor = document.anchors.get(thread.id) if document else None
-    return {
-        "threadId": thread.id,
-        "file": thread.file,
-        "uri": server.files.uri(thread.file),
-        "line": thread.root.line,
-        "currentLine": anchor.line if anchor else None,
-        "outdated": anchor.outdated if anchor else False,
-        "resolved": thread.root.resolved,
-        "comments": [m.model_dump(mode="json") for m in [thread.root, *thread.live_replies()]],
-    }
+    return {"threads": [server.thread_payload(thread) for thread in threads]}
 
 
 # -- chat ---------------------------------------------------------------------------------

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any
+from typing import Any, TypeVar
 
 from lsprotocol import types
+from pydantic import BaseModel, ValidationError
 from pygls.uris import to_fs_path
 
 from collab_lsp.client import RelayError
 from collab_lsp.sidecar import render
 from collab_lsp.sidecar.commands import COMMANDS, Command
+from collab_lsp.sidecar.editor_messages import (
+    CursorNotification,
+    Position,
+    StatusNotification,
+    ViewportNotification,
+)
 from collab_lsp.sidecar.plain import to_plain
 from collab_lsp.sidecar.server import CollabServer
 from collab_lsp.sidecar.settings import SettingsError
@@ -150,26 +157,46 @@ def _threads_at(ls: CollabServer, uri: str, first: int, last: int | None = None)
 def _editor_notifications(server: CollabServer) -> None:
     @server.feature("collab/cursor")
     def cursor(ls: CollabServer, params: Any) -> None:
-        payload = to_plain(params)
-        position = payload["position"]
+        message = _validated(ls, "collab/cursor", CursorNotification, params)
+        if message is None:
+            return
         selections = [
-            (
-                (s["anchor"]["line"], s["anchor"]["character"]),
-                (s["active"]["line"], s["active"]["character"]),
-            )
-            for s in payload.get("selections") or []
-            if s["anchor"] != s["active"]
+            (_pair(s.anchor), _pair(s.active)) for s in message.selections if s.anchor != s.active
         ]
-        ls.local_cursor(payload["uri"], position["line"], position["character"], selections)
+        position = message.position
+        ls.local_cursor(message.uri, position.line, position.character, selections)
 
     @server.feature("collab/viewport")
     def viewport(ls: CollabServer, params: Any) -> None:
-        payload = to_plain(params)
-        visible = payload["range"]
-        ls.viewport(payload["uri"], visible["start"]["line"], visible["end"]["line"])
+        message = _validated(ls, "collab/viewport", ViewportNotification, params)
+        if message is not None:
+            ls.viewport(message.uri, message.range.start.line, message.range.end.line)
 
     @server.feature("collab/status")
     def status(ls: CollabServer, params: Any) -> None:
-        payload = to_plain(params)
-        if payload.get("status") in ("active", "idle", "away"):
-            ls.local_presence(status=payload["status"])
+        message = _validated(ls, "collab/status", StatusNotification, params)
+        if message is not None:
+            ls.local_presence(status=message.status)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _pair(position: Position) -> tuple[int, int]:
+    return position.line, position.character
+
+
+def _validated(ls: CollabServer, method: str, model: type[M], params: Any) -> M | None:
+    """A bad notification is logged to the editor's LSP log, never raised into a popup."""
+    try:
+        return model.model_validate(to_plain(params))
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in error["loc"]) or "params"
+        ls.window_log_message(
+            types.LogMessageParams(
+                type=types.MessageType.Warning,
+                message=f"collab: ignored {method}: {where}: {error['msg']}",
+            )
+        )
+        return None

@@ -224,6 +224,7 @@ class CollabServer(LanguageServer):
         for file in changes.files:
             self._reanchor_new_threads(file)
             self.publish(file)
+            self.send_threads(file)
         if changes.cursor_files:
             self.publish_cursors(changes.cursor_files)
         if changes.participants:
@@ -239,6 +240,10 @@ class CollabServer(LanguageServer):
             self.notify("collab/chat", {"kind": "mention", "mention": changes.mention})
         if self.following is not None and self.following in changes.moved:
             self.send_follow()
+        followed = self.view.participants.get(self.following or "")
+        if self.following is not None and (followed is None or not followed.online):
+            self.following = None  # they left: nothing to follow any more
+            self.notify("collab/sessionState", self.state_payload())
 
     # -- comments as diagnostics ------------------------------------------------------------
 
@@ -282,6 +287,30 @@ class CollabServer(LanguageServer):
             self._published.add(uri)
         else:
             self._published.discard(uri)
+
+    def thread_payload(self, thread: Thread) -> dict[str, Any]:
+        document = next((d for d in self.documents.values() if d.file == thread.file), None)
+        anchor = document.anchors.get(thread.id) if document else None
+        comments = [thread.root, *thread.live_replies()]
+        return {
+            "threadId": thread.id,
+            "file": thread.file,
+            "uri": self.files.uri(thread.file),
+            "line": thread.root.line,
+            "endLine": thread.root.end_line or thread.root.line,
+            "currentLine": anchor.line if anchor else None,
+            "outdated": anchor.outdated if anchor else False,
+            "resolved": thread.root.resolved,
+            "pending": thread.id in self.pending_comments,
+            "comments": [message.model_dump(mode="json") for message in comments],
+        }
+
+    def send_threads(self, file: str) -> None:
+        """Every thread of a file (resolved ones too), for editors that draw them natively."""
+        threads = [self.thread_payload(thread) for thread in self.threads_for(file)]
+        self.notify(
+            "collab/threads", {"file": file, "uri": self.files.uri(file), "threads": threads}
+        )
 
     def _published_files(self) -> list[str]:
         files = []
@@ -431,6 +460,7 @@ class CollabServer(LanguageServer):
             document.anchors[thread.id] = _anchor_on_open(thread, lines, index)
         self.documents[uri] = document
         self.publish(file)
+        self.send_threads(file)
         self.publish_cursors({file})
 
     def changed(self, uri: str, changes: list[Any], new_text: str) -> None:

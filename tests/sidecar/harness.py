@@ -26,6 +26,7 @@ _COLLAB_NOTIFICATIONS = (
     "collab/chat",
     "collab/sessionState",
     "collab/follow",
+    "collab/threads",
 )
 EDITORS = {"vscode": "visual-studio-code", "neovim": "neovim"}
 

@@ -108,6 +108,12 @@ async def test_reply_and_resolve_propagate_and_resolved_threads_stay_listable(
 
     await bob.command("resolve", threadId=comment["id"])
     await alice.wait_diagnostics(uri, lambda d: d == [])
+    threads = await alice.wait(
+        "collab/threads", lambda p: [t["resolved"] for t in p["threads"]] == [True]
+    )
+    [thread] = threads["threads"]
+    assert [c["content"] for c in thread["comments"]] == ["use logging", "agreed, on it"]
+    assert thread["file"] == "src/app.py" and thread["line"] == 5 and thread["uri"] == uri
     listed = await alice.command("listThreads", uri=uri)
     assert [t["resolved"] for t in listed["threads"]] == [True]
 
@@ -446,3 +452,19 @@ async def test_host_commands_invite_change_role_remove_and_end(
     await alice.command("endSession")
     ended = await bob.wait("collab/sessionState", lambda p: p["status"] == "ended")
     assert ended["sessionId"] == session_id
+
+
+async def test_malformed_editor_notifications_are_logged_not_fatal(
+    relay: RelayHandle, workspace: Path, sidecars: Make
+) -> None:
+    _, alice, bob = await _pair(relay, sidecars, workspace)
+    uri = alice.open("src/app.py")
+    bob.open("src/app.py")
+    alice.client.protocol.notify("collab/cursor", {"uri": uri, "position": {"line": "x"}})
+    alice.client.protocol.notify("collab/status", {"status": "asleep"})
+    logged = await alice.wait(
+        types.WINDOW_LOG_MESSAGE, lambda p: "ignored collab/status: status" in p.message
+    )
+    assert logged.type == types.MessageType.Warning
+    alice.cursor(uri, 1, 0)  # and the next good one still works
+    await bob.wait("collab/remoteCursors", lambda p: len(p["cursors"]) == 1)
