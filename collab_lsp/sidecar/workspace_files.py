@@ -6,6 +6,8 @@ folders agree), else the LSP root. Files outside the root are never shared.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import subprocess
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from pygls.uris import from_fs_path, to_fs_path
 
 from collab_lsp.protocol.coordinates import normalize_relative_path
 
-__all__ = ["WorkspaceFiles", "find_root"]
+__all__ = ["WorkspaceFiles", "find_root", "git_blob_id", "git_head"]
 
 
 def find_root(lsp_root: str | None) -> Path | None:
@@ -69,3 +71,25 @@ class WorkspaceFiles:
             return (self.root / relative).read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError):
             return None
+
+
+def git_blob_id(text: str) -> str:
+    """The id git gives this content as a blob (what ``git hash-object`` prints)."""
+    data = text.encode("utf-8")
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+
+async def git_head(root: Path | None) -> str | None:
+    """The commit checked out at ``root``, or None outside a git repository."""
+    if root is None:
+        return None
+    try:
+        process = await asyncio.create_subprocess_exec(
+            "git", "-C", str(root), "rev-parse", "--verify", "-q", "HEAD",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        output, _ = await asyncio.wait_for(process.communicate(), 5)
+    except (OSError, TimeoutError):
+        return None
+    head = output.decode().strip()
+    return head if process.returncode == 0 and head else None
