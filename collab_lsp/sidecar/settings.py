@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.alias_generators import to_camel
 
 from collab_lsp.protocol.links import normalize_relay_url, parse_invite_link
 
@@ -72,8 +73,9 @@ def merge_settings(
         return SidecarSettings.model_validate(merged)
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
-        where = ".".join(str(part) for part in error["loc"]) or "settings"
-        raise SettingsError(f"collab.{where}: {error['msg']}") from None
+        where = ".".join(to_camel(str(part)) for part in error["loc"]) or "settings"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        raise SettingsError(f"collab.{where}: {message}") from None
     except ValueError as exc:
         raise SettingsError(f"collab settings: {exc}") from None
 

@@ -40,7 +40,7 @@ def test_an_invite_link_gives_relay_and_token() -> None:
     [
         ({"relayUrl": "ftp://nope"}, "ws://host:port"),
         ({"invite": "https://example.com/?token=x"}, "collab://join"),
-        ({"logLevel": "LOUD"}, "collab.log_level"),
+        ({"logLevel": "LOUD"}, "collab.logLevel"),
     ],
 )
 def test_bad_settings_name_the_problem(layer: dict[str, str], named: str) -> None:
