@@ -197,6 +197,22 @@ class RelayClient:
             await self._send(frame)
         return await future
 
+    async def fetch_all_comments(self) -> list[dict[str, Any]]:
+        """Every comment of the session (roots and replies, resolved too), oldest first.
+
+        ``connected`` carries only the recent history; threads are paged in by seq.
+        """
+        comments: list[dict[str, Any]] = []
+        after = 0
+        while True:
+            page = await self.request(
+                {"type": "get_comments", "after_seq": after}, expect="comments"
+            )
+            comments.extend(page["comments"])
+            if not page["has_more"] or not page["comments"]:
+                return comments
+            after = int(page["comments"][-1]["seq"])
+
     def pending_ids(self) -> list[str]:
         """Durable frames sent (or queued) but not yet acknowledged."""
         return [key for key, pending in self._pending.items() if pending.durable]

@@ -18,11 +18,11 @@ from pydantic.alias_generators import to_camel
 from pygls.exceptions import JsonRpcException
 
 from collab_lsp.client import ClientState, RelayError
+from collab_lsp.client.session_view import Thread
 from collab_lsp.protocol.links import invite_link
 from collab_lsp.protocol.models import Message, MessageType
 from collab_lsp.sidecar import render
 from collab_lsp.sidecar.plain import to_plain
-from collab_lsp.sidecar.session_view import Thread
 from collab_lsp.sidecar.settings import SettingsError, merge_settings
 from collab_lsp.sidecar.workspace_files import git_blob_id, git_head
 

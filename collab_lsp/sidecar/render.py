@@ -10,9 +10,9 @@ from typing import Any
 
 from lsprotocol import types
 
+from collab_lsp.client.session_view import ParticipantView, SessionView, Thread
 from collab_lsp.protocol.coordinates import PositionEncoding, column_to_lsp_character
 from collab_lsp.protocol.models import Message, Selection
-from collab_lsp.sidecar.session_view import ParticipantView, SessionView, Thread
 
 __all__ = [
     "PALETTE",

@@ -21,12 +21,12 @@ from pygls.lsp.server import LanguageServer
 
 from collab_lsp import __version__
 from collab_lsp.client import ClientState, RelayClient, RelayError
+from collab_lsp.client.session_view import Changes, SessionView, Thread
 from collab_lsp.protocol import limits
 from collab_lsp.protocol.coordinates import PositionEncoding, lsp_character_to_column
 from collab_lsp.protocol.models import Message
 from collab_lsp.sidecar import render
 from collab_lsp.sidecar.anchors import LineEdit, SnippetIndex, map_lines, reanchor, shift_line
-from collab_lsp.sidecar.session_view import Changes, SessionView, Thread
 from collab_lsp.sidecar.settings import SidecarSettings, merge_settings
 from collab_lsp.sidecar.workspace_files import WorkspaceFiles
 
@@ -202,19 +202,14 @@ class CollabServer(LanguageServer):
 
     async def load_comments(self) -> None:
         """Every comment thread of the session, not only those in the recent history."""
-        relay, after = self.relay, 0
-        changes = Changes()
-        while relay is not None and relay is self.relay:
-            page = await relay.request(
-                {"type": "get_comments", "after_seq": after}, expect="comments"
-            )
-            messages = [Message.model_validate(m) for m in page["comments"]]
-            changes.merge(self.view.add_history(messages))
-            if not page["has_more"] or not messages:
-                break
-            after = messages[-1].seq
-        if relay is not None and relay is self.relay:
-            self.refresh(changes)  # once, not once a page: each refresh re-renders every file
+        relay = self.relay
+        if relay is None:
+            return
+        comments = await relay.fetch_all_comments()
+        if relay is self.relay:
+            messages = [Message.model_validate(m) for m in comments]
+            # Rendered once, not once a page: each refresh re-renders every file.
+            self.refresh(self.view.add_history(messages))
             # The session's history is long-lived: keep it out of the cyclic collector's
             # full collections (each one walks every object, ~50 ms at 1,000 threads).
             gc.collect()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from collab_lsp.client.session_view import SessionView
 from collab_lsp.protocol.models import Message
 from collab_lsp.sidecar import render
-from collab_lsp.sidecar.session_view import SessionView
 
 NOW = "2026-11-25T10:00:00.000Z"
 
