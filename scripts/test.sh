@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Install everything the tests need into .venv, then run the linters, the type
-# checker and every test. Needs only Python >= 3.11 (and, for the scale-out tests
-# added later, the Redis and PostgreSQL services described in the README).
+# Install everything the tests need, then run the linters, the type checkers and
+# every test. Needs Python >= 3.11, Node >= 20 with npm, and root (or sudo) for the
+# Debian packages of the VS Code end-to-end test (chromium, libkrb5-dev, pkg-config).
+# Heavy downloads (Node 24, code-server) are cached in ~/.cache/collab-lsp.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,12 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[dev]'
+
+echo "== VS Code extension: type check and unit tests"
+if [ ! -d editor_clients/vscode/node_modules ]; then
+    (cd editor_clients/vscode && npm ci --no-audit --no-fund --loglevel=error)
+fi
+(cd editor_clients/vscode && npm run --silent typecheck && npm test --silent >/dev/null)
 
 echo "== ruff"
 .venv/bin/ruff check collab_lsp tests
