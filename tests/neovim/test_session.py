@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from collab_lsp.protocol.models import ParticipantKind
 from tests.helpers import RelayHandle
 from tests.neovim.harness import MARKS, POLL, TIMEOUT, Neovim
 from tests.sidecar.harness import Sidecar
@@ -125,9 +126,16 @@ async def test_neovim_cursor_and_selection_reach_the_other_side(
     )
     assert status.startswith("collab: connected")
     await _wait_location(nvim, 5)
+    # an AI assistant in the session is marked as one
+    agent_token = relay.token(sid, "helper", "editor", kind=ParticipantKind.AGENT)
+    await relay.join(sid, "helper", "editor", token=agent_token)
+    await nvim.wait(
+        "return #require('collab.client').participants", lambda n: n == 3, what="the agent"
+    )
     await nvim.command("Collab who")
     who = await nvim.wait_note(lambda n: n.startswith("collab: participants"))
     assert "alice (host, active) src/app.py:5" in who and "bob [you] (editor" in who
+    assert "🤖 helper (editor, active)" in who
 
     # losing focus makes bob away for the others, and coming back active again
     def bob_is(status: str) -> Callable[[Any], bool]:

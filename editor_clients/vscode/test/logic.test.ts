@@ -55,6 +55,8 @@ test("participants: you first, then online hosts; file:line, following, context 
   assert.match(rows[0].contextValue, /\byou\b/);
   assert.match(rows[1].contextValue, /\bother\b.*followed/);
   assert.ok(rows[1].label.includes("👁"));
+  const [agent] = participantRows([participant("helper", { kind: "agent" })], null);
+  assert.equal(agent.label, "🤖 helper");
 });
 
 test("status bar: connection, participants, tokens, health, following", () => {

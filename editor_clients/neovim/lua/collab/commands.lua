@@ -31,7 +31,8 @@ local function who()
     local lines = { 'collab: participants' }
     for _, p in ipairs(result.participants) do
       local where = p.file and (' %s:%d'):format(p.file, p.line or 1) or ''
-      lines[#lines + 1] = ('  %s%s (%s, %s)%s%s'):format(
+      lines[#lines + 1] = ('  %s%s%s (%s, %s)%s%s'):format(
+        p.kind == 'agent' and '🤖 ' or '',
         p.name,
         p.isYou and ' [you]' or '',
         p.role,

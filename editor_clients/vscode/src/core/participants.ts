@@ -33,7 +33,8 @@ export function participantRows(participants: Participant[], following: string |
       if (following === p.userId) tags.push("followed");
       return {
         userId: p.userId,
-        label: `${p.name}${p.isYou ? " (you)" : ""}${following === p.userId ? " 👁" : ""}`,
+        // Agents are marked so nobody mistakes an assistant for a person.
+        label: `${p.kind === "agent" ? "🤖 " : ""}${p.name}${p.isYou ? " (you)" : ""}${following === p.userId ? " 👁" : ""}`,
         description: parts.join(" · "),
         tooltip: `${p.name} (${p.kind}) — ${parts.join(", ")}`,
         contextValue: tags.join(" "),
