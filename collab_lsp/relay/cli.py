@@ -20,8 +20,8 @@ from collab_lsp.protocol.permissions import Role
 from collab_lsp.relay.auth import Authenticator
 from collab_lsp.relay.config import ConfigError, RelayConfig, load_config
 from collab_lsp.relay.server import Relay
+from collab_lsp.relay.store import Store, make_store
 from collab_lsp.relay.store.base import StoreUnavailable
-from collab_lsp.relay.store.sqlite import SqliteStore
 
 __all__ = ["main"]
 
@@ -70,6 +70,14 @@ def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", help="TOML file with settings (env: COLLAB_RELAY_CONFIG)")
     common.add_argument("--db", help="SQLite file (env: COLLAB_RELAY_DB; default collab-relay.db)")
+    common.add_argument(
+        "--database-url",
+        help="PostgreSQL URL, for several relays sharing state, e.g. "
+        "postgresql://user@host/db (env: COLLAB_RELAY_DATABASE_URL); overrides --db",
+    )
+    common.add_argument(
+        "--database-schema", help="PostgreSQL schema (env: COLLAB_RELAY_DATABASE_SCHEMA)"
+    )
     common.add_argument(
         "--secret", help="token signing secret, >= 32 chars (env: COLLAB_RELAY_SECRET)"
     )
@@ -181,9 +189,9 @@ def _configure_logging(config: RelayConfig) -> None:
 
 
 async def _with_store(
-    config: RelayConfig, work: Callable[[SqliteStore, Authenticator], Awaitable[Any]]
+    config: RelayConfig, work: Callable[[Store, Authenticator], Awaitable[Any]]
 ) -> Any:
-    store = SqliteStore(config.db, synchronous=config.synchronous)
+    store = make_store(config)
     await store.open()
     try:
         auth = Authenticator(config.secret or await store.relay_secret())
@@ -205,7 +213,7 @@ async def _session_create(args: argparse.Namespace, config: RelayConfig) -> int:
     title = _valid(Title, args.title, "--title")
     host = _valid(Name, args.host_name, "--host")
 
-    async def work(store: SqliteStore, auth: Authenticator) -> int:
+    async def work(store: Store, auth: Authenticator) -> int:
         session = await store.create_session(
             title=title, host_id=host, host_name=host, host_kind=ParticipantKind.HUMAN
         )
@@ -222,7 +230,7 @@ async def _session_create(args: argparse.Namespace, config: RelayConfig) -> int:
 
 
 async def _session_list(args: argparse.Namespace, config: RelayConfig) -> int:
-    async def work(store: SqliteStore, auth: Authenticator) -> int:
+    async def work(store: Store, auth: Authenticator) -> int:
         sessions = await store.list_sessions()
         if not sessions:
             print("no sessions")
@@ -239,7 +247,7 @@ async def _session_list(args: argparse.Namespace, config: RelayConfig) -> int:
 
 
 async def _session_end(args: argparse.Namespace, config: RelayConfig) -> int:
-    async def work(store: SqliteStore, auth: Authenticator) -> int:
+    async def work(store: Store, auth: Authenticator) -> int:
         session = await store.get_session(args.session_id)
         if session is None:
             raise _UsageError(
@@ -259,7 +267,7 @@ async def _session_end(args: argparse.Namespace, config: RelayConfig) -> int:
 async def _token(args: argparse.Namespace, config: RelayConfig) -> int:
     user = _valid(Name, args.user, "--user")
 
-    async def work(store: SqliteStore, auth: Authenticator) -> int:
+    async def work(store: Store, auth: Authenticator) -> int:
         if args.session_id is not None:
             session = await store.get_session(args.session_id)
             if session is None:

@@ -27,6 +27,8 @@ class RelayConfig(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8765, ge=0, le=65535)
     db: str = "collab-relay.db"
+    database_url: str | None = Field(default=None, repr=False)
+    database_schema: str | None = None
     secret: str | None = Field(default=None, min_length=32)
     synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
     compression: bool = False

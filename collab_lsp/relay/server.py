@@ -42,8 +42,9 @@ from collab_lsp.relay.handlers import FrameHandlers, error_frame
 from collab_lsp.relay.metrics import Metrics
 from collab_lsp.relay.ratelimit import SlidingWindow
 from collab_lsp.relay.room import Room
+from collab_lsp.relay.store import make_store
 from collab_lsp.relay.store.base import CommittedEvent, Store, StoreUnavailable
-from collab_lsp.relay.store.sqlite import SqliteStore, new_id
+from collab_lsp.relay.store.sqlite import new_id
 
 __all__ = ["Relay"]
 
@@ -58,7 +59,7 @@ _PERSONAL_TOKEN_TTL = 30 * 24 * 3600
 class Relay:
     def __init__(self, config: RelayConfig, store: Store | None = None) -> None:
         self.config = config
-        self.store: Store = store or SqliteStore(config.db, synchronous=config.synchronous)
+        self.store: Store = store or make_store(config)
         self.metrics = Metrics()
         self.rooms: dict[str, Room] = {}
         self.connections: set[Connection] = set()

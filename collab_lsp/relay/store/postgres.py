@@ -1,0 +1,978 @@
+"""PostgreSQL via asyncpg: the store for several relays sharing one database.
+
+Every operation runs in its own transaction on a pooled connection. A durable event
+allocates its ``seq`` with ``UPDATE sessions SET last_seq = last_seq + 1 ... RETURNING``:
+the row lock that UPDATE takes is held until commit, so the database orders writers to one
+session — from this process or from any other relay — and seqs are gap-free and unique.
+
+Within one process the store also holds an ``asyncio.Lock`` per session around the whole
+transaction *and* the ``on_commit`` call. Without it, two tasks writing to one session
+could commit seq 7 and seq 8 in that order in the database while the event loop resumes
+the task holding seq 8 first (their replies arrive on different sockets), and listeners
+would fan out 8 before 7. With it, the second task starts its transaction only after the
+first committed and its listeners ran, so this relay's listeners see its own events in
+seq order. (Events written by *other* relays reach this one through the broker or the
+relay's catch-up from ``events_after``, never through these listeners.) Sessions do not
+share a lock, so writes to different sessions still run in parallel on the pool.
+
+Errors: a database that cannot be reached raises ``StoreUnavailable`` (never a raw asyncpg
+exception) and ``healthy`` turns False until an operation succeeds again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import re
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import asyncpg  # type: ignore[import-untyped]
+
+from collab_lsp.protocol.codec import format_timestamp, utc_now
+from collab_lsp.protocol.errors import ErrorCode, ProtocolError
+from collab_lsp.protocol.models import Message, MessageType, ParticipantKind, SessionInfo
+from collab_lsp.protocol.permissions import Role
+from collab_lsp.relay.store.base import (
+    CommittedEvent,
+    InviteRecord,
+    OnCommit,
+    ParticipantRecord,
+    Snapshot,
+    StoreUnavailable,
+)
+from collab_lsp.relay.store.pg_schema import BOOTSTRAP, MIGRATIONS
+
+# The row mappings and frame helpers are shared with the SQLite store on purpose, so
+# that both stores produce the same records and byte-identical frames.
+from collab_lsp.relay.store.sqlite import (
+    _INVITE_SQL,
+    _PARTICIPANT_SQL,
+    _SESSION_COLUMNS,
+    _check_parent,
+    _dumps,
+    _duplicate,
+    _invite,
+    _message,
+    _participant,
+    _session,
+    _user_info,
+    new_id,
+)
+
+__all__ = ["PostgresStore"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Connection = Any  # asyncpg.Connection (asyncpg ships no type information)
+Build = Callable[[Connection, int, str], Awaitable[dict[str, Any]]]
+
+_SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_CLIENT_INDEX = "idx_session_events_client"
+_MESSAGE_COLUMNS = (
+    "m.id, m.seq, m.message_type, m.user_id, u.username, m.content, m.metadata, "
+    "m.parent_id, m.created_at, m.updated_at, m.deleted_at"
+)
+_MESSAGE_SQL = f"SELECT {_MESSAGE_COLUMNS} FROM session_messages m JOIN users u ON u.id = m.user_id"
+_SESSION_SQL = (
+    "SELECT id, title, status, token_count, health_score, host_id, created_at FROM sessions"
+)
+_CLIENT_EVENT_SQL = (
+    "SELECT event_id, seq, event_type, event_data FROM session_events "
+    "WHERE session_id = $1 AND user_id = $2 AND client_id = $3"
+)
+# The database is unreachable or refuses all work (as opposed to refusing one statement).
+_UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.exceptions.ReadOnlySQLTransactionError,
+    asyncpg.exceptions.InternalServerError,
+)
+
+
+class _DuplicateClientId(Exception):
+    """Another relay committed this client id between our check and our insert."""
+
+
+class _SessionLock:
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+
+class PostgresStore:
+    """PostgreSQL via an asyncpg pool; ``schema`` isolates one relay deployment (or test)."""
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str | None = None,
+        min_size: int = 1,
+        max_size: int = 10,
+        timeout: float = 10.0,
+    ) -> None:
+        if schema is not None and not _SCHEMA_NAME.match(schema):
+            raise ValueError(
+                f"PostgreSQL schema name {schema!r} must be letters, digits and _ "
+                "(not starting with a digit, at most 63 characters)"
+            )
+        self.dsn = dsn
+        self.schema = schema
+        self.min_size = min_size
+        self.max_size = max_size
+        self.timeout = timeout
+        self.epoch = ""
+        self._pool: Any = None
+        self._listeners: list[OnCommit] = []
+        self._session_locks: dict[str, _SessionLock] = {}
+        self._write_failed = False
+        self._unreachable = False
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    @property
+    def where(self) -> str:
+        """The database this store uses, without the password, for messages."""
+        try:
+            parts = urlsplit(self.dsn)
+            host = parts.hostname or "localhost"
+            port = f":{parts.port}" if parts.port else ""
+            database = parts.path.lstrip("/") or "(default)"
+            place = f"{host}{port}/{database}"
+        except ValueError:
+            place = "(unparsable DSN)"
+        return place + (f" schema {self.schema}" if self.schema else "")
+
+    async def open(self) -> None:
+        settings = {"search_path": f'"{self.schema}"'} if self.schema else {}
+        try:
+            self._pool = await asyncpg.create_pool(
+                self.dsn,
+                min_size=self.min_size,
+                max_size=self.max_size,
+                timeout=self.timeout,
+                server_settings=settings,
+            )
+        except (*_UNAVAILABLE_ERRORS, asyncpg.PostgresError, ValueError) as exc:
+            raise StoreUnavailable(f"cannot connect to PostgreSQL at {self.where}: {exc}") from exc
+        try:
+            await self._migrate()
+            self.epoch = await self._meta("epoch", lambda: new_id("ep"))
+        except BaseException:
+            await self._pool.close()
+            self._pool = None
+            raise
+
+    async def close(self) -> None:
+        """Wait for running operations to release their connections, then close the pool."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    @property
+    def healthy(self) -> bool:
+        return self._pool is not None and not (self._write_failed or self._unreachable)
+
+    def add_listener(self, listener: OnCommit) -> None:
+        self._listeners.append(listener)
+
+    async def relay_secret(self) -> str:
+        return await self._meta("relay_secret", lambda: secrets.token_urlsafe(48))
+
+    async def _migrate(self) -> None:
+        """Create the schema and apply pending migrations, one relay at a time.
+
+        A transaction-scoped advisory lock keyed by the schema name makes a second relay
+        starting at the same moment wait, then find the migrations applied. DDL is
+        transactional in Postgres, so a failed migration leaves nothing half-done.
+        """
+        key = int.from_bytes(
+            hashlib.sha256(f"collab-lsp:{self.schema or ''}".encode()).digest()[:8],
+            "big",
+            signed=True,
+        )
+
+        async def job(db: Connection) -> None:
+            await db.execute("SELECT pg_advisory_xact_lock($1)", key)
+            if self.schema:
+                await db.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            await db.execute(BOOTSTRAP)
+            value = await db.fetchval("SELECT value FROM meta WHERE key = 'schema_version'")
+            version = int(value) if value is not None else 0
+            if version > len(MIGRATIONS):
+                raise StoreUnavailable(
+                    f"database schema version {version} is newer than this relay "
+                    f"({len(MIGRATIONS)}); upgrade collab-lsp"
+                )
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                await db.execute(script)
+                await db.execute(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
+                    number,
+                    utc_now(),
+                )
+                await db.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', $1) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    str(number),
+                )
+
+        await self._write(job)
+
+    async def _meta(self, key: str, default: Callable[[], str]) -> str:
+        async def job(db: Connection) -> str:
+            await db.execute(
+                "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+                key,
+                default(),
+            )
+            return str(await db.fetchval("SELECT value FROM meta WHERE key = $1", key))
+
+        return await self._write(job)
+
+    # -- connections and transactions -------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _connection(self, action: str) -> AsyncIterator[Connection]:
+        """A pooled connection; database failures come out as ``StoreUnavailable``."""
+        pool = self._pool
+        if pool is None:
+            raise StoreUnavailable("the store is closed")
+        try:
+            async with pool.acquire(timeout=self.timeout) as connection:
+                yield connection
+        except (ProtocolError, StoreUnavailable, _DuplicateClientId):
+            raise
+        except _UNAVAILABLE_ERRORS as exc:
+            self._unreachable = True
+            if action == "write":
+                self._write_failed = True
+            log.error("PostgreSQL %s failed (%s): %s", action, self.where, exc)
+            raise StoreUnavailable(
+                f"database {action} failed: PostgreSQL at {self.where} is unavailable: {exc}"
+            ) from exc
+        except asyncpg.PostgresError as exc:
+            # The database works but refused this statement: report it, stay healthy.
+            log.error("PostgreSQL %s failed: %s", action, exc)
+            raise StoreUnavailable(f"database {action} failed: {exc}") from exc
+        self._unreachable = False
+
+    async def _write(self, job: Callable[[Connection], Awaitable[T]]) -> T:
+        """Run ``job`` in one transaction; a ProtocolError from it rolls everything back."""
+        async with self._connection("write") as db, db.transaction():
+            result = await job(db)
+        self._write_failed = False
+        return result
+
+    async def _read(self, work: Callable[[Connection], Awaitable[T]]) -> T:
+        async with self._connection("read") as db:
+            return await work(db)
+
+    @contextlib.asynccontextmanager
+    async def _session_lock(self, session_id: str) -> AsyncIterator[None]:
+        entry = self._session_locks.get(session_id)
+        if entry is None:
+            entry = self._session_locks[session_id] = _SessionLock()
+        entry.users += 1
+        try:
+            async with entry.lock:
+                yield
+        finally:
+            entry.users -= 1
+            if entry.users == 0:
+                del self._session_locks[session_id]
+
+    def _notify(self, event: CommittedEvent) -> None:
+        for listener in self._listeners:
+            try:
+                listener(event)
+            except Exception:
+                log.exception("commit listener failed")
+
+    # -- reads -----------------------------------------------------------------------
+
+    async def get_session(self, session_id: str) -> SessionInfo | None:
+        return await self._read(lambda db: _get_session(db, session_id))
+
+    async def list_sessions(self) -> list[SessionInfo]:
+        rows = await self._read(
+            lambda db: db.fetch(_SESSION_SQL + " ORDER BY created_at, position")
+        )
+        return [_session(row) for row in rows]
+
+    async def get_participant(self, session_id: str, user_id: str) -> ParticipantRecord | None:
+        row = await self._read(
+            lambda db: db.fetchrow(
+                _PARTICIPANT_SQL + " WHERE p.session_id = $1 AND p.user_id = $2",
+                session_id,
+                user_id,
+            )
+        )
+        return _participant(row) if row else None
+
+    async def list_participants(self, session_id: str) -> list[ParticipantRecord]:
+        return await self._read(lambda db: _list_participants(db, session_id))
+
+    async def get_message(self, session_id: str, message_id: str) -> Message | None:
+        row = await self._read(
+            lambda db: db.fetchrow(
+                _MESSAGE_SQL + " WHERE m.session_id = $1 AND m.id = $2", session_id, message_id
+            )
+        )
+        return _message(row) if row else None
+
+    async def messages_before(
+        self, session_id: str, before_seq: int | None, limit: int
+    ) -> tuple[list[Message], bool]:
+        return await self._read(lambda db: _messages_before(db, session_id, before_seq, limit))
+
+    async def comments_after(
+        self, session_id: str, after_seq: int, limit: int, file: str | None = None
+    ) -> tuple[list[Message], bool]:
+        sql = (
+            _MESSAGE_SQL + " WHERE m.session_id = $1 AND m.message_type = 'comment' AND m.seq > $2"
+        )
+        params: tuple[Any, ...] = (session_id, after_seq)
+        if file is not None:
+            sql += " AND (m.metadata::jsonb #>> '{code_ref,file}') = $3"
+            params += (file,)
+        sql += f" ORDER BY m.seq LIMIT ${len(params) + 1}"
+        rows = await self._read(lambda db: db.fetch(sql, *params, limit + 1))
+        return [_message(row) for row in rows[:limit]], len(rows) > limit
+
+    async def events_after(self, session_id: str, seq: int, limit: int) -> list[tuple[int, str]]:
+        rows = await self._read(
+            lambda db: db.fetch(
+                "SELECT seq, event_data FROM session_events WHERE session_id = $1 AND seq > $2 "
+                "ORDER BY seq LIMIT $3",
+                session_id,
+                seq,
+                limit,
+            )
+        )
+        return [(int(row[0]), str(row[1])) for row in rows]
+
+    async def first_event_seq(self, session_id: str) -> int | None:
+        value = await self._read(
+            lambda db: db.fetchval(
+                "SELECT MIN(seq) FROM session_events WHERE session_id = $1", session_id
+            )
+        )
+        return int(value) if value is not None else None
+
+    async def last_seq(self, session_id: str) -> int:
+        return await self._read(lambda db: _last_seq(db, session_id))
+
+    async def snapshot(self, session_id: str, limit: int) -> Snapshot | None:
+        """Session, participants, recent messages and last seq from one read transaction."""
+
+        async def work(db: Connection) -> Snapshot | None:
+            async with db.transaction(isolation="repeatable_read", readonly=True):
+                session = await _get_session(db, session_id)
+                if session is None:
+                    return None
+                seq = await _last_seq(db, session_id)
+                participants = await _list_participants(db, session_id)
+                messages, _ = await _messages_before(db, session_id, None, limit)
+            return Snapshot(session, participants, messages, seq)
+
+        return await self._read(work)
+
+    async def get_invite(self, invite_id: str) -> InviteRecord | None:
+        row = await self._read(lambda db: db.fetchrow(_INVITE_SQL + " WHERE id = $1", invite_id))
+        return _invite(row) if row else None
+
+    # -- writes that are not session events --------------------------------------------
+
+    async def create_session(
+        self, *, title: str, host_id: str, host_name: str, host_kind: ParticipantKind
+    ) -> SessionInfo:
+        session_id = new_id("s")
+        now = utc_now()
+
+        async def job(db: Connection) -> None:
+            await _upsert_user(db, host_id, host_name, host_kind, now)
+            await db.execute(
+                "INSERT INTO sessions (id, title, status, host_id, created_at) "
+                "VALUES ($1, $2, 'active', $3, $4)",
+                session_id,
+                title,
+                host_id,
+                now,
+            )
+            await db.execute(
+                "INSERT INTO session_participants (id, session_id, user_id, role, joined_at, "
+                "is_active) VALUES ($1, $2, $3, 'host', $4, FALSE)",
+                new_id("p"),
+                session_id,
+                host_id,
+                now,
+            )
+
+        await self._write(job)
+        session = await self.get_session(session_id)
+        assert session is not None
+        return session
+
+    async def create_invite(
+        self, *, session_id: str, role: Role, created_by: str, ttl_seconds: int, max_uses: int
+    ) -> InviteRecord:
+        invite_id = new_id("i")
+        now = datetime.now(UTC)
+        expires = format_timestamp(now + timedelta(seconds=ttl_seconds))
+
+        async def job(db: Connection) -> None:
+            await db.execute(
+                "INSERT INTO invites (id, session_id, role, created_by, created_at, expires_at, "
+                "max_uses) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                invite_id,
+                session_id,
+                role.value,
+                created_by,
+                format_timestamp(now),
+                expires,
+                max_uses,
+            )
+
+        await self._write(job)
+        invite = await self.get_invite(invite_id)
+        assert invite is not None
+        return invite
+
+    async def redeem_invite(self, invite_id: str) -> InviteRecord:
+        async def job(db: Connection) -> InviteRecord:
+            # FOR UPDATE: two relays redeeming the last use at once cannot both succeed.
+            row = await db.fetchrow(_INVITE_SQL + " WHERE id = $1 FOR UPDATE", invite_id)
+            if row is None:
+                raise ProtocolError(ErrorCode.INVITE_INVALID, "this invite does not exist")
+            invite = _invite(row)
+            if invite.revoked:
+                raise ProtocolError(ErrorCode.INVITE_INVALID, "this invite was revoked")
+            if invite.expires_at <= utc_now():
+                raise ProtocolError(ErrorCode.INVITE_INVALID, "this invite has expired")
+            if invite.uses >= invite.max_uses:
+                raise ProtocolError(ErrorCode.INVITE_INVALID, "this invite has been used up")
+            await db.execute("UPDATE invites SET uses = uses + 1 WHERE id = $1", invite_id)
+            return invite
+
+        return await self._write(job)
+
+    async def revoke_invite(self, session_id: str, invite_id: str) -> InviteRecord:
+        async def job(db: Connection) -> InviteRecord:
+            row = await db.fetchrow(
+                _INVITE_SQL + " WHERE id = $1 AND session_id = $2 FOR UPDATE",
+                invite_id,
+                session_id,
+            )
+            if row is None:
+                raise ProtocolError(
+                    ErrorCode.NOT_FOUND, "no such invite in this session", field="invite_id"
+                )
+            await db.execute(
+                "UPDATE invites SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+                utc_now(),
+                invite_id,
+            )
+            return _invite(row)
+
+        return await self._write(job)
+
+    # -- durable session events ---------------------------------------------------------
+
+    async def find_client_event(
+        self, session_id: str, user_id: str, client_id: str
+    ) -> CommittedEvent | None:
+        row = await self._read(
+            lambda db: db.fetchrow(_CLIENT_EVENT_SQL, session_id, user_id, client_id)
+        )
+        return _duplicate(session_id, row) if row else None
+
+    async def _event(
+        self, session_id: str, user_id: str | None, client_id: str | None, build: Build
+    ) -> CommittedEvent:
+        """Run ``build`` in one transaction with the next seq and append the frame it returns."""
+
+        async def job(db: Connection) -> CommittedEvent:
+            if client_id is not None:
+                row = await db.fetchrow(_CLIENT_EVENT_SQL, session_id, user_id, client_id)
+                if row is not None:
+                    return _duplicate(session_id, row)
+            seq = await db.fetchval(
+                "UPDATE sessions SET last_seq = last_seq + 1 WHERE id = $1 AND status <> 'ended' "
+                "RETURNING last_seq",
+                session_id,
+            )
+            if seq is None:
+                raise ProtocolError(ErrorCode.SESSION_ENDED, "this session has ended")
+            now = utc_now()
+            body = await build(db, int(seq), now)
+            frame = {
+                "type": body.pop("type"),
+                "session_id": session_id,
+                "id": body.pop("id", None) or new_id("e"),
+                "seq": int(seq),
+                "timestamp": now,
+                **body,
+            }
+            wire = _dumps(frame)
+            try:
+                await db.execute(
+                    "INSERT INTO session_events (session_id, user_id, event_type, event_data, "
+                    "timestamp, seq, event_id, client_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    session_id,
+                    user_id,
+                    frame["type"],
+                    wire,
+                    now,
+                    int(seq),
+                    frame["id"],
+                    client_id,
+                )
+            except asyncpg.UniqueViolationError as exc:
+                if exc.constraint_name == _CLIENT_INDEX:
+                    raise _DuplicateClientId from exc
+                raise
+            return CommittedEvent(session_id, frame["id"], int(seq), frame["type"], frame, wire)
+
+        async with self._session_lock(session_id):
+            try:
+                event = await self._write(job)
+            except _DuplicateClientId:
+                # The same client id was applied by another relay meanwhile: this attempt
+                # rolled back, and the caller gets the committed event, as on any resend.
+                assert client_id is not None and user_id is not None
+                found = await self.find_client_event(session_id, user_id, client_id)
+                assert found is not None
+                return found
+            if not event.duplicate:
+                self._notify(event)
+            return event
+
+    async def join(
+        self,
+        session_id: str,
+        *,
+        user_id: str,
+        username: str,
+        kind: ParticipantKind,
+        role: Role,
+        announce: bool,
+    ) -> tuple[ParticipantRecord, CommittedEvent | None]:
+        now = utc_now()
+
+        async def record(db: Connection) -> None:
+            await _upsert_user(db, user_id, username, kind, now)
+            await db.execute(
+                "INSERT INTO session_participants (id, session_id, user_id, role, joined_at, "
+                "is_active, last_seen) VALUES ($1, $2, $3, $4, $5, TRUE, $6) "
+                "ON CONFLICT (session_id, user_id) DO UPDATE SET is_active = TRUE, "
+                "left_at = NULL, last_seen = excluded.last_seen",
+                new_id("p"),
+                session_id,
+                user_id,
+                role.value,
+                now,
+                now,
+            )
+
+        event: CommittedEvent | None = None
+        if announce:
+
+            async def build(db: Connection, seq: int, at: str) -> dict[str, Any]:
+                await record(db)
+                participant = await _participant_in(db, session_id, user_id)
+                return {"type": "user_joined", "user": _user_info(participant)}
+
+            event = await self._event(session_id, user_id, None, build)
+        else:
+            await self._write(record)
+        participant = await self.get_participant(session_id, user_id)
+        assert participant is not None
+        return participant, event
+
+    async def leave(self, session_id: str, user_id: str, reason: str) -> CommittedEvent:
+        async def build(db: Connection, seq: int, now: str) -> dict[str, Any]:
+            participant = await _participant_in(db, session_id, user_id)
+            await db.execute(
+                "UPDATE session_participants SET is_active = FALSE, left_at = $1, last_seen = $2 "
+                "WHERE session_id = $3 AND user_id = $4",
+                now,
+                now,
+                session_id,
+                user_id,
+            )
+            return {
+                "type": "user_left",
+                "user_id": user_id,
+                "username": participant.username,
+                "reason": reason,
+            }
+
+        return await self._event(session_id, user_id, None, build)
+
+    async def add_message(
+        self, session_id: str, user_id: str, client_id: str | None, message: dict[str, Any]
+    ) -> CommittedEvent:
+        message_type = MessageType(message["message_type"])
+
+        async def build(db: Connection, seq: int, now: str) -> dict[str, Any]:
+            fields = dict(message)
+            parent_id = fields.get("parent_id")
+            if parent_id is not None:
+                parent = await _message_in(db, session_id, parent_id, field="parent_id")
+                _check_parent(parent, message_type)
+                # Threads are one level deep: a reply to a reply joins the root's thread.
+                fields["parent_id"] = parent.parent_id or parent.id
+                if message_type is MessageType.COMMENT:
+                    for key in ("file", "line", "end_line", "code_snippet", "commit", "blob"):
+                        fields[key] = getattr(parent, key)
+            message_id = new_id("m")
+            metadata = {
+                "mentions": fields.get("mentions", []),
+                "reactions": {},
+                "code_ref": {
+                    key: fields.get(key)
+                    for key in ("file", "line", "end_line", "code_snippet", "commit", "blob")
+                }
+                if message_type is MessageType.COMMENT
+                else None,
+                "resolved": False,
+            }
+            await db.execute(
+                "INSERT INTO session_messages (id, session_id, user_id, message_type, content, "
+                "metadata, parent_id, created_at, seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                message_id,
+                session_id,
+                user_id,
+                message_type.value,
+                fields["content"],
+                _dumps(metadata),
+                fields.get("parent_id"),
+                now,
+                seq,
+            )
+            stored = await _message_in(db, session_id, message_id)
+            key = "comment" if message_type is MessageType.COMMENT else "message"
+            event_type = "code_comment" if message_type is MessageType.COMMENT else "chat_message"
+            return {
+                "type": event_type,
+                "id": message_id,
+                key: stored.model_dump(mode="json", exclude_none=True),
+            }
+
+        return await self._event(session_id, user_id, client_id, build)
+
+    async def edit_message(
+        self, session_id: str, user_id: str, client_id: str | None, message_id: str, content: str
+    ) -> CommittedEvent:
+        async def build(db: Connection, seq: int, now: str) -> dict[str, Any]:
+            message = await _live_message(db, session_id, message_id)
+            if message.user_id != user_id:
+                raise ProtocolError(
+                    ErrorCode.NOT_AUTHOR, "you can only edit your own messages", field="message_id"
+                )
+            await db.execute(
+                "UPDATE session_messages SET content = $1, updated_at = $2 WHERE id = $3",
+                content,
+                now,
+                message_id,
+            )
+            updated = await _message_in(db, session_id, message_id)
+            return {
+                "type": "message_updated",
+                "message": updated.model_dump(mode="json", exclude_none=True),
+            }
+
+        return await self._event(session_id, user_id, client_id, build)
+
+    async def delete_message(
+        self,
+        session_id: str,
+        user_id: str,
+        client_id: str | None,
+        message_id: str,
+        *,
+        moderator: bool = False,
+    ) -> CommittedEvent:
+        async def build(db: Connection, seq: int, now: str) -> dict[str, Any]:
+            message = await _live_message(db, session_id, message_id)
+            if message.user_id != user_id and not moderator:
+                raise ProtocolError(
+                    ErrorCode.NOT_AUTHOR,
+                    "you can only delete your own messages (a host may delete any)",
+                    field="message_id",
+                )
+            await db.execute(
+                "UPDATE session_messages SET deleted_at = $1 WHERE id = $2", now, message_id
+            )
+            return {"type": "message_deleted", "message_id": message_id, "deleted_by": user_id}
+
+        return await self._event(session_id, user_id, client_id, build)
+
+    async def react(
+        self,
+        session_id: str,
+        user_id: str,
+        client_id: str | None,
+        message_id: str,
+        emoji: str,
+        add: bool,
+    ) -> CommittedEvent:
+        async def build(db: Connection, seq: int, now: str) -> dict[str, Any]:
+            message = await _live_message(db, session_id, message_id)
+            reactions = {key: list(users) for key, users in message.reactions.items()}
+            users = reactions.setdefault(emoji, [])
+            if add == (user_id in users):
+                state = "already reacted" if add else "have not reacted"
+                raise ProtocolError(
+                    ErrorCode.INVALID_FRAME, f"you {state} with {emoji}", field="emoji"
+                )
+            if add:
+                users.append(user_id)
+            else:
+                users.remove(user_id)
+            reactions = {key: value for key, value in reactions.items() if value}
+            await _set_metadata(db, message_id, "reactions", reactions)
+            return {
+                "type": "reaction_updated",
+                "message_id": message_id,
+                "user_id": user_id,
+                "emoji": emoji,
+                "added": add,
+                "reactions": reactions,
+            }
+
+        return await self._event(session_id, user_id, client_id, build)
+
+    async def set_resolved(
+        self, session_id: str, user_id: str, client_id: str | None, comment_id: str, resolved: bool
+    ) -> CommittedEvent:
+        async def build(db: Connection, seq: int, now: str) -> dict[str, Any]:
+            comment = await _live_message(db, session_id, comment_id, field="comment_id")
+            if comment.message_type is not MessageType.COMMENT or comment.parent_id is not None:
+                raise ProtocolError(
+                    ErrorCode.INVALID_FRAME,
+                    "only the first comment of a thread can be resolved or reopened",
+                    field="comment_id",
+                )
+            if comment.resolved == resolved:
+                state = "resolved" if resolved else "open"
+                raise ProtocolError(
+                    ErrorCode.INVALID_FRAME, f"this thread is already {state}", field="comment_id"
+                )
+            await _set_metadata(db, comment_id, "resolved", resolved)
+            return {
+                "type": "comment_resolved",
+                "comment_id": comment_id,
+                "resolved": resolved,
+                "by": user_id,
+            }
+
+        return await self._event(session_id, user_id, client_id, build)
+
+    async def update_session(
+        self, session_id: str, user_id: str, client_id: str | None, changes: dict[str, Any]
+    ) -> CommittedEvent:
+        columns = {key: value for key, value in changes.items() if key in _SESSION_COLUMNS}
+
+        async def build(db: Connection, seq: int, now: str) -> dict[str, Any]:
+            if columns:
+                assignments = ", ".join(
+                    f"{column} = ${number}" for number, column in enumerate(columns, start=1)
+                )
+                await db.execute(
+                    f"UPDATE sessions SET {assignments} WHERE id = ${len(columns) + 1}",
+                    *(_column_value(column, value) for column, value in columns.items()),
+                    session_id,
+                )
+            return {"type": "session_update", "changes": columns, "updated_by": user_id}
+
+        return await self._event(session_id, user_id, client_id, build)
+
+    async def change_role(
+        self, session_id: str, user_id: str, client_id: str | None, target_id: str, role: Role
+    ) -> CommittedEvent:
+        async def build(db: Connection, seq: int, now: str) -> dict[str, Any]:
+            target = await _participant_in(db, session_id, target_id, field="user_id")
+            if target.role is role:
+                raise ProtocolError(
+                    ErrorCode.INVALID_FRAME, f"{target.username} is already {role}", field="role"
+                )
+            await db.execute(
+                "UPDATE session_participants SET role = $1 WHERE session_id = $2 AND user_id = $3",
+                role.value,
+                session_id,
+                target_id,
+            )
+            return {
+                "type": "role_changed",
+                "user_id": target_id,
+                "role": role.value,
+                "changed_by": user_id,
+            }
+
+        return await self._event(session_id, user_id, client_id, build)
+
+    async def remove_user(
+        self, session_id: str, user_id: str, client_id: str | None, target_id: str
+    ) -> CommittedEvent:
+        async def build(db: Connection, seq: int, now: str) -> dict[str, Any]:
+            target = await _participant_in(db, session_id, target_id, field="user_id")
+            await db.execute(
+                "UPDATE session_participants SET removed_at = $1, is_active = FALSE, "
+                "left_at = $2 WHERE session_id = $3 AND user_id = $4",
+                now,
+                now,
+                session_id,
+                target_id,
+            )
+            return {
+                "type": "user_removed",
+                "user_id": target_id,
+                "username": target.username,
+                "removed_by": user_id,
+            }
+
+        return await self._event(session_id, user_id, client_id, build)
+
+    async def end_session(
+        self, session_id: str, user_id: str | None, client_id: str | None
+    ) -> CommittedEvent:
+        """End a session; ``user_id`` None means an operator did it from the CLI."""
+
+        async def build(db: Connection, seq: int, now: str) -> dict[str, Any]:
+            await db.execute(
+                "UPDATE sessions SET status = 'ended', ended_at = $1 WHERE id = $2",
+                now,
+                session_id,
+            )
+            await db.execute(
+                "UPDATE session_participants SET is_active = FALSE, left_at = $1 "
+                "WHERE session_id = $2 AND is_active",
+                now,
+                session_id,
+            )
+            return {"type": "session_ended", "ended_by": user_id or "admin"}
+
+        return await self._event(session_id, user_id, client_id, build)
+
+
+# -- queries shared by single reads and the snapshot transaction -------------------------
+
+
+async def _get_session(db: Connection, session_id: str) -> SessionInfo | None:
+    row = await db.fetchrow(_SESSION_SQL + " WHERE id = $1", session_id)
+    return _session(row) if row else None
+
+
+async def _last_seq(db: Connection, session_id: str) -> int:
+    value = await db.fetchval("SELECT last_seq FROM sessions WHERE id = $1", session_id)
+    return int(value) if value is not None else 0
+
+
+async def _list_participants(db: Connection, session_id: str) -> list[ParticipantRecord]:
+    rows = await db.fetch(
+        _PARTICIPANT_SQL + " WHERE p.session_id = $1 ORDER BY p.joined_at, p.position", session_id
+    )
+    return [_participant(row) for row in rows]
+
+
+async def _messages_before(
+    db: Connection, session_id: str, before_seq: int | None, limit: int
+) -> tuple[list[Message], bool]:
+    rows = await db.fetch(
+        _MESSAGE_SQL + " WHERE m.session_id = $1 AND m.seq < $2 ORDER BY m.seq DESC LIMIT $3",
+        session_id,
+        before_seq if before_seq is not None else 2**62,
+        limit + 1,
+    )
+    has_more = len(rows) > limit
+    return [_message(row) for row in reversed(rows[:limit])], has_more
+
+
+# -- helpers used inside write transactions ---------------------------------------------
+
+
+def _column_value(column: str, value: Any) -> Any:
+    """Coerce a session column's value to what the Postgres column type takes."""
+    if column == "health_score" and value is not None:
+        return float(value)
+    if column in ("title", "status") and value is not None:
+        return str(value)
+    return value
+
+
+async def _upsert_user(
+    db: Connection, user_id: str, username: str, kind: ParticipantKind, now: str
+) -> None:
+    await db.execute(
+        "INSERT INTO users (id, username, kind, created_at) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (id) DO UPDATE SET username = excluded.username, kind = excluded.kind",
+        user_id,
+        username,
+        kind.value,
+        now,
+    )
+
+
+async def _participant_in(
+    db: Connection, session_id: str, user_id: str, *, field: str = "user_id"
+) -> ParticipantRecord:
+    row = await db.fetchrow(
+        _PARTICIPANT_SQL + " WHERE p.session_id = $1 AND p.user_id = $2", session_id, user_id
+    )
+    if row is None or row[7] is not None:
+        raise ProtocolError(
+            ErrorCode.UNKNOWN_USER, f"{user_id!r} is not a participant of this session", field=field
+        )
+    return _participant(row)
+
+
+async def _message_in(
+    db: Connection, session_id: str, message_id: str, *, field: str = "message_id"
+) -> Message:
+    row = await db.fetchrow(
+        _MESSAGE_SQL + " WHERE m.session_id = $1 AND m.id = $2", session_id, message_id
+    )
+    if row is None:
+        raise ProtocolError(
+            ErrorCode.NOT_FOUND, f"no message {message_id!r} in this session", field=field
+        )
+    return _message(row)
+
+
+async def _live_message(
+    db: Connection, session_id: str, message_id: str, *, field: str = "message_id"
+) -> Message:
+    message = await _message_in(db, session_id, message_id, field=field)
+    if message.deleted:
+        raise ProtocolError(ErrorCode.NOT_FOUND, "that message was deleted", field=field)
+    return message
+
+
+async def _set_metadata(db: Connection, message_id: str, key: str, value: Any) -> None:
+    """Set one key of a message's metadata, keeping the other keys in their order.
+
+    Done in Python rather than with ``jsonb_set`` so the stored text keeps key order (as
+    SQLite's ``json_set`` does). The session row lock taken for the seq serialises writers.
+    """
+    text = await db.fetchval("SELECT metadata FROM session_messages WHERE id = $1", message_id)
+    metadata = json.loads(text) if text else {}
+    metadata[key] = value
+    await db.execute(
+        "UPDATE session_messages SET metadata = $1 WHERE id = $2", _dumps(metadata), message_id
+    )

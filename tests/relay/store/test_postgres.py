@@ -1,0 +1,259 @@
+"""What only the Postgres store has to do: share one database between several relays.
+
+Two PostgresStores on one schema stand for two relay processes behind a load balancer.
+The "database down" tests put a real TCP proxy between the store and the real server and
+stop it, as a network partition or a restarting server would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg  # type: ignore[import-untyped]
+import pytest
+
+from collab_lsp.protocol.models import MessageType, ParticipantKind
+from collab_lsp.protocol.permissions import Role
+from collab_lsp.relay.store import CommittedEvent, PostgresStore, StoreUnavailable
+from collab_lsp.relay.store.pg_schema import MIGRATIONS
+from tests.relay.store.conftest import PG_DSN, MakePostgres
+from tests.relay.store.test_contract import chat, new_session
+
+
+async def test_two_relays_writing_to_one_session_share_one_gap_free_seq(
+    make_postgres: MakePostgres,
+) -> None:
+    one, two = make_postgres(), make_postgres()
+    await asyncio.gather(one.open(), two.open())
+    assert one.epoch == two.epoch
+    seen: dict[str, list[CommittedEvent]] = {"one": [], "two": []}
+    one.add_listener(seen["one"].append)
+    two.add_listener(seen["two"].append)
+    session_id = await new_session(one, "bob")
+
+    via = [one if i % 2 else two for i in range(80)]
+    events = await asyncio.gather(
+        *(
+            store.add_message(session_id, "bob" if i % 3 else "alice", f"c-{i}", chat(f"m{i}"))
+            for i, store in enumerate(via)
+        )
+    )
+    seqs = sorted(event.seq for event in events)
+    assert seqs == list(range(3, 83))  # gap-free, no duplicates
+    logged = await two.events_after(session_id, 0, 1000)
+    assert [seq for seq, _ in logged] == list(range(1, 83))
+    assert await one.last_seq(session_id) == await two.last_seq(session_id) == 82
+    # Each relay's listeners saw exactly its own writes, in increasing seq order.
+    for name, store in (("one", one), ("two", two)):
+        mine = sorted(e.seq for e, used in zip(events, via, strict=True) if used is store)
+        assert [e.seq for e in seen[name] if e.type == "chat_message"] == mine
+    messages, more = await one.messages_before(session_id, None, 100)
+    assert not more and [m.seq for m in messages] == list(range(3, 83))
+
+
+async def test_one_client_id_sent_to_two_relays_at_once_is_applied_once(
+    make_postgres: MakePostgres,
+) -> None:
+    one, two = make_postgres(), make_postgres()
+    await one.open()
+    await two.open()
+    session_id = await new_session(one, "bob")
+    for i in range(10):
+        first, second = await asyncio.gather(
+            one.add_message(session_id, "bob", f"c-{i}", chat("once")),
+            two.add_message(session_id, "bob", f"c-{i}", chat("once")),
+        )
+        assert first.seq == second.seq and first.event_id == second.event_id
+        assert sorted([first.duplicate, second.duplicate]) == [False, True]
+    assert await one.last_seq(session_id) == 12
+
+
+async def test_migrations_run_once_when_relays_start_together(
+    make_postgres: MakePostgres, pg_schema: str
+) -> None:
+    stores = [make_postgres() for _ in range(5)]
+    await asyncio.gather(*(store.open() for store in stores))
+    assert len({store.epoch for store in stores}) == 1
+    secrets = await asyncio.gather(*(store.relay_secret() for store in stores))
+    assert len(set(secrets)) == 1
+    admin = await asyncpg.connect(PG_DSN)
+    try:
+        applied = await admin.fetch(f'SELECT version FROM "{pg_schema}".schema_migrations')
+        version = await admin.fetchval(
+            f"SELECT value FROM \"{pg_schema}\".meta WHERE key = 'schema_version'"
+        )
+    finally:
+        await admin.close()
+    assert [row["version"] for row in applied] == list(range(1, len(MIGRATIONS) + 1))
+    assert version == str(len(MIGRATIONS))
+    # And a later start finds nothing to do.
+    late = make_postgres()
+    await late.open()
+    assert late.epoch == stores[0].epoch
+
+
+async def test_a_newer_schema_is_refused(make_postgres: MakePostgres, pg_schema: str) -> None:
+    store = make_postgres()
+    await store.open()
+    await store.close()
+    admin = await asyncpg.connect(PG_DSN)
+    try:
+        await admin.execute(
+            f"UPDATE \"{pg_schema}\".meta SET value = '99' WHERE key = 'schema_version'"
+        )
+    finally:
+        await admin.close()
+    with pytest.raises(StoreUnavailable, match="schema version 99 is newer than this relay"):
+        await make_postgres().open()
+
+
+async def test_schemas_keep_deployments_apart(make_postgres: MakePostgres) -> None:
+    mine = make_postgres()
+    await mine.open()
+    session_id = await new_session(mine)
+    admin = await asyncpg.connect(PG_DSN)
+    other_schema = f"{mine.schema}_other"
+    try:
+        other = make_postgres(schema=other_schema)
+        await other.open()
+        assert other.epoch != mine.epoch
+        assert await other.list_sessions() == []
+        assert await other.get_session(session_id) is None
+        assert [s.id for s in await mine.list_sessions()] == [session_id]
+        await other.close()
+    finally:
+        await admin.execute(f'DROP SCHEMA IF EXISTS "{other_schema}" CASCADE')
+        await admin.close()
+
+
+def test_a_schema_name_must_be_an_identifier() -> None:
+    with pytest.raises(ValueError, match="schema name"):
+        PostgresStore(PG_DSN, schema='x"; DROP TABLE users; --')
+
+
+# -- the database goes away ---------------------------------------------------------------------
+
+
+class Proxy:
+    """A TCP forwarder to the real server that can be cut and restored on the same port."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def cut(self) -> None:
+        """Stop listening and drop every forwarded connection."""
+        assert self._server is not None
+        self._server.close()
+        for writer in list(self._writers):
+            writer.close()
+        self._writers.clear()
+        await self._server.wait_closed()
+        self._server = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+        self._writers |= {writer, up_writer}
+        await asyncio.gather(
+            self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True
+        )
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        finally:
+            self._writers.discard(writer)
+            writer.close()
+
+
+@pytest.fixture
+async def proxy() -> AsyncIterator[Proxy]:
+    parts = urlsplit(PG_DSN)
+    forwarder = Proxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+    await forwarder.start()
+    yield forwarder
+    with contextlib.suppress(AssertionError):
+        await forwarder.cut()
+
+
+def through(proxy: Proxy) -> str:
+    parts = urlsplit(PG_DSN)
+    netloc = parts.netloc.rsplit("@", 1)
+    where = f"127.0.0.1:{proxy.port}"
+    return urlunsplit(parts._replace(netloc=f"{netloc[0]}@{where}" if len(netloc) > 1 else where))
+
+
+async def test_an_unreachable_database_is_a_clear_store_unavailable() -> None:
+    store = PostgresStore("postgresql://relay:hunter2@127.0.0.1:1/collab", schema="x", timeout=2)
+    with pytest.raises(StoreUnavailable) as info:
+        await store.open()
+    message = str(info.value)
+    assert message.startswith("cannot connect to PostgreSQL at 127.0.0.1:1/collab schema x: ")
+    assert "hunter2" not in message
+    assert not store.healthy
+
+
+async def test_losing_the_database_makes_the_store_unhealthy_until_it_is_back(
+    make_postgres: MakePostgres, proxy: Proxy
+) -> None:
+    store = make_postgres(through(proxy), timeout=2)
+    await store.open()
+    session_id = await new_session(store)
+    assert store.healthy
+
+    await proxy.cut()
+    with pytest.raises(StoreUnavailable, match="is unavailable"):
+        await store.add_message(session_id, "alice", "c-lost", chat("into the void"))
+    assert not store.healthy
+    with pytest.raises(StoreUnavailable, match="is unavailable"):
+        await store.get_session(session_id)
+    assert not store.healthy
+
+    await proxy.start()  # the same port again
+    event = await store.add_message(session_id, "alice", "c-lost", chat("into the void"))
+    assert store.healthy
+    assert event.seq == 2 and not event.duplicate  # the failed attempt committed nothing
+
+
+async def test_a_comment_filter_reads_the_stored_json(make_postgres: MakePostgres) -> None:
+    store = make_postgres()
+    await store.open()
+    session_id = await new_session(store)
+    await store.add_message(
+        session_id,
+        "alice",
+        None,
+        {
+            "message_type": MessageType.COMMENT,
+            "content": 'quote " and ünïcode',
+            "mentions": [],
+            "file": "docs/naïve file.md",
+            "line": 1,
+        },
+    )
+    page, _ = await store.comments_after(session_id, 0, 5, file="docs/naïve file.md")
+    assert [m.content for m in page] == ['quote " and ünïcode']
+    record, _ = await store.join(
+        session_id,
+        user_id="bot",
+        username="Bot",
+        kind=ParticipantKind.AGENT,
+        role=Role.VIEWER,
+        announce=False,
+    )
+    assert record.kind is ParticipantKind.AGENT
