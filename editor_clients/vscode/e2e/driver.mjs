@@ -46,20 +46,25 @@ const ops = {
       args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-default-apps", "--disable-sync", "--metrics-recording-only", "--disable-domain-reliability"],
     });
-    page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    // VS Code's clipboard API is navigator.clipboard in the browser: let the test read what it copied.
+    await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: new URL(url).origin });
+    page = await context.newPage();
     await page.goto(url);
     await page.locator(".monaco-workbench").waitFor({ timeout: 60000 });
     await page.locator(".statusbar").waitFor({ timeout: 60000 });
     return true;
   },
-  // Run a command from the palette (F1), waiting for its row before Enter.
+  // Run a command from the palette (F1).
   async command({ title }) {
     await page.locator(".monaco-workbench").click({ position: { x: 5, y: 300 }, force: true }).catch(() => {});
     await page.keyboard.press("F1");
     await page.locator(".quick-input-widget input").waitFor({ timeout: TIMEOUT });
     await page.keyboard.insertText(title);
-    await quickInputRow(title);
-    await page.keyboard.press("Enter");
+    // Click the row named exactly `title`: a recently used command that also matches comes first.
+    const exact = new RegExp(`^${title.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(\\.\\.\\.|…)?$`);
+    const row = page.locator(".quick-input-widget .monaco-list-row").filter({ has: page.locator(".label-name", { hasText: exact }) });
+    await row.first().click({ timeout: TIMEOUT });
     return true;
   },
   // Answer an input box or quick pick: replace its text, wait for a matching row if asked, press Enter.
@@ -98,6 +103,11 @@ const ops = {
     await element.waitFor({ timeout: TIMEOUT });
     return element.innerText();
   },
+  // Wait until no `selector` element containing `contains` is shown.
+  async gone({ selector, contains }) {
+    await page.locator(selector, { hasText: contains }).first().waitFor({ state: "hidden", timeout: TIMEOUT });
+    return true;
+  },
   async chat() {
     const frame = await chatFrame();
     return frame.evaluate(() => {
@@ -110,6 +120,66 @@ const ops = {
     await frame.locator("#input").click();
     await frame.locator("#input").fill(text);
     await frame.locator("#input").press("Enter");
+    return true;
+  },
+  // Click the first `selector` element containing `contains` (in the chat webview with `chat`),
+  // after hovering `hover` (a row whose inline actions show on hover) if given.
+  async click({ selector, contains, hover, chat }) {
+    const root = chat ? await chatFrame() : page;
+    if (hover) {
+      const row = root.locator(hover.selector, { hasText: hover.contains }).first();
+      await row.hover({ timeout: TIMEOUT });
+      await row.locator(selector).first().click({ timeout: TIMEOUT });
+      return true;
+    }
+    await root.locator(selector, contains === undefined ? {} : { hasText: contains }).first().click({ timeout: TIMEOUT });
+    return true;
+  },
+  // Type into whatever has the focus, key by key (input events fire).
+  async type({ text }) {
+    await page.keyboard.type(text);
+    return true;
+  },
+  // The chat composer: type `text` key by key, return the @mention suggestions shown.
+  async chatType({ text, expect }) {
+    const frame = await chatFrame();
+    await frame.locator("#input").click();
+    await frame.locator("#input").pressSequentially(text);
+    if (expect) await frame.locator("#suggestions .suggestion", { hasText: expect }).first().waitFor({ timeout: TIMEOUT });
+    return frame.evaluate(() => ({
+      value: document.getElementById("input").value,
+      suggestions: [...document.querySelectorAll("#suggestions .suggestion")].map((e) => e.textContent),
+      hidden: document.getElementById("suggestions").hidden,
+    }));
+  },
+  async chatKey({ key }) {
+    const frame = await chatFrame();
+    await frame.locator("#input").press(key);
+    return frame.evaluate(() => document.getElementById("input").value);
+  },
+  // Scroll the chat list up with the mouse wheel until its first message has the line `until`.
+  async chatScrollUp({ until }) {
+    const frame = await chatFrame();
+    const list = frame.locator("#messages");
+    const deadline = Date.now() + TIMEOUT;
+    for (;;) {
+      const first = await frame.evaluate(() => document.querySelector("#messages .message")?.innerText ?? "");
+      if (first.split("\n").includes(until)) return { first, scrollTop: await list.evaluate((e) => e.scrollTop) };
+      if (Date.now() > deadline) throw new Error(`the chat never showed ${until}; first message: ${first}`);
+      await list.hover();
+      await page.mouse.wheel(0, -3000);
+      await page.waitForTimeout(200);
+    }
+  },
+  async clipboard() {
+    return page.evaluate(() => navigator.clipboard.readText());
+  },
+  // The browser window loses or gets the focus, as VS Code's host service sees it.
+  async windowFocus({ focused }) {
+    await page.evaluate((focused) => {
+      document.hasFocus = () => focused;
+      window.dispatchEvent(new FocusEvent(focused ? "focus" : "blur"));
+    }, focused);
     return true;
   },
   async press({ key }) {

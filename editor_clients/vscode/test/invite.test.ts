@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { InviteError, isInviteLink, parseInvite, relayUrlError, vscodeInviteLink } from "../src/core/inviteLink";
+import { collabInviteLink, InviteError, isInviteLink, parseInvite, relayUrlError, vscodeInviteLink } from "../src/core/inviteLink";
 
 const JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.sig";
 
@@ -31,4 +31,11 @@ test("tells invite links from relay URLs", () => {
   assert.equal(relayUrlError("wss://relay.example.com"), undefined);
   assert.match(relayUrlError("ftp://x") ?? "", /must look like/);
   assert.match(relayUrlError("") ?? "", /enter/);
+});
+
+test("any VS Code build's one-click link becomes the collab:// link the sidecar reads", () => {
+  const link = "code-oss://collab-lsp.collab-lsp/join?relay=ws://127.0.0.1:4100&token=a.b_c-d";
+  const collab = collabInviteLink(parseInvite(link));
+  assert.equal(collab, "collab://join?relay=ws%3A%2F%2F127.0.0.1%3A4100&token=a.b_c-d");
+  assert.deepEqual(parseInvite(collab), { relayUrl: "ws://127.0.0.1:4100", token: "a.b_c-d" });
 });

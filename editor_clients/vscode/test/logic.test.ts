@@ -34,6 +34,8 @@ test("threads: anchor from currentLine, else the stored 1-based line; own commen
   assert.deepEqual(view.comments.map((c) => [c.author, c.own]), [["alice", false], ["bob", true]]);
   assert.equal(threadView({ ...info, currentLine: null }, null)!.startLine, 3);
   assert.equal(threadView({ ...info, uri: null }, null), undefined);
+  // Deleting the first comment deletes the thread: listThreads keeps a tombstone, the editor shows nothing.
+  assert.equal(threadView({ ...info, comments: [comment("m_a", "alice", { deleted: true, content: "" }), comment("m_b", "bob")] }, "bob"), undefined);
   assert.ok(isThreadId("m_a") && !isThreadId("0123456789abcdef"));
   assert.deepEqual(commentRange({ line: 2, character: 4 }, { line: 2, character: 4 }), { line: 2 });
   assert.deepEqual(commentRange({ line: 2, character: 0 }, { line: 4, character: 0 }), { range: { start: { line: 2, character: 0 }, end: { line: 4, character: 0 } } });

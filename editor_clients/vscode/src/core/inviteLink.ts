@@ -33,6 +33,15 @@ export function isInviteLink(text: string): boolean {
   return /^(collab|vscode|vscode-insiders|code-oss):/.test(text.trim()) && text.includes("token=");
 }
 
+/**
+ * The invite as the sidecar reads it: collab://join?relay=…&token=…. The sidecar knows the
+ * vscode:// and vscode-insiders:// forms only; VS Code builds such as code-oss, code-server
+ * and VSCodium hand the URI handler their own scheme.
+ */
+export function collabInviteLink(invite: Invite): string {
+  return `collab://join?relay=${encodeURIComponent(invite.relayUrl)}&token=${encodeURIComponent(invite.token)}`;
+}
+
 /** A one-click link for VS Code users: vscode://<extensionId>/join?relay=…&token=…. */
 export function vscodeInviteLink(extensionId: string, invite: Invite, scheme = "vscode"): string {
   const query = `relay=${encodeURIComponent(invite.relayUrl)}&token=${encodeURIComponent(invite.token)}`;

@@ -36,7 +36,8 @@ export function commentView(message: Message, you: string | null): CommentView {
 
 /** A thread's anchor: currentLine when the file is open, else the stored 1-based line. */
 export function threadView(thread: ThreadInfo, you: string | null): ThreadView | undefined {
-  if (!thread.uri || thread.comments.length === 0) return undefined;
+  // A thread whose first comment was deleted is gone (listThreads still lists its tombstone, §7.16).
+  if (!thread.uri || thread.comments.length === 0 || thread.comments[0].deleted) return undefined;
   const first = thread.comments[0];
   const stored = thread.line !== null ? thread.line - 1 : 0;
   const startLine = Math.max(0, thread.currentLine ?? stored);

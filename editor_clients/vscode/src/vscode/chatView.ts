@@ -7,7 +7,9 @@ import type { ChatParams, Message } from "../core/protocol";
 
 export interface ChatBackend {
   you(): string | null;
+  /** Everyone's display names, and yours (the @mention list leaves you out). */
   names(): string[];
+  yourName(): string | null;
   send(text: string): Promise<void>;
   fetchOlder(beforeSeq: number | undefined): Promise<{ messages: Message[]; hasMore: boolean }>;
   react(id: string, emoji: string, add: boolean): Promise<void>;
@@ -91,7 +93,7 @@ export class ChatView implements vscode.WebviewViewProvider {
   }
 
   participantsChanged(): void {
-    void this.view?.webview.postMessage({ type: "participants", names: this.backend.names(), you: this.backend.you() });
+    void this.view?.webview.postMessage({ type: "participants", names: this.backend.names(), you: this.backend.yourName() });
   }
 
   render(): void {

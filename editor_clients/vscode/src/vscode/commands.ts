@@ -1,6 +1,6 @@
 /** The collab.* commands: each asks what it needs, then runs one collab.server.* command. */
 import * as vscode from "vscode";
-import { isInviteLink, parseInvite, relayUrlError, vscodeInviteLink } from "../core/inviteLink";
+import { collabInviteLink, isInviteLink, parseInvite, relayUrlError, vscodeInviteLink } from "../core/inviteLink";
 import { commentRange } from "../core/threads";
 import type { Role, SessionState } from "../core/protocol";
 import type { Session } from "./session";
@@ -49,7 +49,9 @@ export async function join(session: Session, args?: JoinArgs): Promise<SessionSt
   }
   if (invite) {
     try {
-      relayUrl = parseInvite(invite).relayUrl;
+      const parsed = parseInvite(invite);
+      relayUrl = parsed.relayUrl;
+      invite = collabInviteLink(parsed);
     } catch (error) {
       void vscode.window.showErrorMessage(`Collab: ${(error as Error).message}`);
       return undefined;
@@ -115,7 +117,7 @@ export function registerCommands(session: Session): vscode.Disposable[] {
       if (!r) return;
       await vscode.env.clipboard.writeText(r.link);
       const choice = await vscode.window.showInformationMessage(
-        `Collab: invite link for a ${role.label} copied (single use, expires ${r.expiresAt}).`,
+        `Collab: invite link for ${role.label === "editor" ? "an" : "a"} ${role.label} copied (single use, expires ${r.expiresAt}).`,
         "Copy VS Code link instead",
       );
       if (choice) await vscode.env.clipboard.writeText(vscodeInviteLink(EXTENSION_ID, parseInvite(r.link), vscode.env.uriScheme));

@@ -230,6 +230,7 @@ export class Session implements vscode.Disposable {
     return {
       you: () => this.state.you,
       names: () => this.participants.map((p) => p.name),
+      yourName: () => this.participants.find((p) => p.isYou)?.name ?? null,
       send: async (text: string) => void (await this.run("send chat", () => this.sidecar.execute("sendChat", { text }))),
       fetchOlder: async (beforeSeq: number | undefined) => {
         const r = await this.run("load older messages", () =>

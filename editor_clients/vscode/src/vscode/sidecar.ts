@@ -37,6 +37,7 @@ export function locateSidecar(): SidecarFound {
 
 export class Sidecar implements vscode.Disposable {
   private client: LanguageClient | undefined;
+  private starting: Promise<boolean> | undefined;
   private readonly stateEmitter = new vscode.EventEmitter<boolean>();
   /** Fires true when the sidecar is running, false when it stopped. */
   readonly onDidChangeRunning = this.stateEmitter.event;
@@ -52,7 +53,18 @@ export class Sidecar implements vscode.Disposable {
     return this.client?.state === State.Running;
   }
 
-  async start(): Promise<boolean> {
+  /**
+   * Start the sidecar, or join a start in progress: a second LanguageClient would register the
+   * collab.server.* commands again and fail (a vscode:// link opened while the extension
+   * activates calls this while activate's own start still runs).
+   */
+  start(): Promise<boolean> {
+    if (this.running) return Promise.resolve(true);
+    this.starting ??= this.startClient().finally(() => (this.starting = undefined));
+    return this.starting;
+  }
+
+  private async startClient(): Promise<boolean> {
     let found: SidecarFound;
     try {
       found = locateSidecar();
@@ -99,6 +111,7 @@ export class Sidecar implements vscode.Disposable {
   }
 
   async stop(): Promise<void> {
+    await this.starting?.catch(() => false);
     const client = this.client;
     this.client = undefined;
     if (client && client.state !== State.Stopped) {
