@@ -465,3 +465,33 @@ async def test_checkhealth_reports_sidecar_relay_and_token(
     report = "\n".join(await nvim.lua("return vim.api.nvim_buf_get_lines(0, 0, -1, false)"))
     assert "ws://127.0.0.1:9 is not reachable" in report
     assert "the token expired" in report
+
+
+async def test_inactivity_makes_you_idle_and_moving_makes_you_active(
+    relay: RelayHandle,
+    workspace: Path,
+    sidecars: Callable[..., Sidecar],
+    neovims: Callable[..., Any],
+) -> None:
+    sid = await relay.create_session()
+    alice = await _alice(relay, sidecars, workspace, sid)
+    nvim: Neovim = await neovims(
+        workspace, relay_url=relay.url, token=relay.token(sid, "bob", "editor"), idle_after=300
+    )
+    await nvim.command("Collab join")
+    await nvim.wait_state(lambda s: s.get("state") == "connected")
+    await nvim.edit(workspace / "src" / "app.py")
+
+    def bob_is(status: str) -> Callable[[Any], bool]:
+        return lambda p: any(
+            x["userId"] == "bob" and x["status"] == status for x in p["participants"]
+        )
+
+    # a move starts the inactivity clock; 300 ms later bob is idle for the others
+    await nvim.lua("vim.api.nvim_win_set_cursor(0, {3, 0})")
+    await nvim.command("doautocmd CursorMoved")
+    await alice.wait("collab/participants", bob_is("idle"))
+    since = alice.mark()
+    await nvim.lua("vim.api.nvim_win_set_cursor(0, {2, 0})")
+    await nvim.command("doautocmd CursorMoved")
+    await alice.wait("collab/participants", bob_is("active"), since=since)
