@@ -15,7 +15,8 @@ import json
 import logging
 import secrets
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -48,7 +49,8 @@ __all__ = ["SqliteStore", "new_id"]
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Job = Callable[[aiosqlite.Connection], Awaitable[T]]
+C = TypeVar("C", sqlite3.Connection, aiosqlite.Connection)
+Job = Callable[[sqlite3.Connection], T]
 
 _MAX_BATCH = 512
 _MESSAGE_COLUMNS = (
@@ -74,14 +76,19 @@ class _Pending:
 
 
 class SqliteStore:
-    """SQLite via aiosqlite: a writer connection and a reader connection (WAL)."""
+    """SQLite: a writer connection on its own thread, and an aiosqlite reader (WAL).
+
+    Each batch of writes runs as one call on the writer thread (one round trip per
+    batch, not per statement), so the event loop is woken once per group commit.
+    """
 
     def __init__(self, path: str, *, synchronous: Literal["NORMAL", "FULL"] = "NORMAL") -> None:
         self.path = path
         self.synchronous = synchronous
         self.epoch = ""
-        self._writer: aiosqlite.Connection | None = None
+        self._writer: sqlite3.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
+        self._thread: ThreadPoolExecutor | None = None
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self._writer_task: asyncio.Task[None] | None = None
         self._listeners: list[OnCommit] = []
@@ -93,12 +100,12 @@ class SqliteStore:
     # -- lifecycle -----------------------------------------------------------------
 
     async def open(self) -> None:
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="collab-store")
         try:
-            self._writer = await aiosqlite.connect(self.path, isolation_level=None)
-            await self._configure(self._writer)
-            await self._migrate(self._writer)
+            self._writer = await self._on_writer_thread(self._connect_writer)
             self._reader = await aiosqlite.connect(self.path, isolation_level=None)
-            await self._configure(self._reader)
+            await self._reader.execute("PRAGMA journal_mode=WAL")
+            await self._reader.execute("PRAGMA busy_timeout=5000")
         except sqlite3.Error as exc:
             folder = Path(self.path).parent
             hint = f" (the folder {str(folder)!r} does not exist)" if not folder.is_dir() else ""
@@ -114,10 +121,14 @@ class SqliteStore:
             await self._queue.put(None)
             await self._writer_task
             self._writer_task = None
-        for connection in (self._reader, self._writer):
-            if connection is not None:
-                await connection.close()
-        self._reader = self._writer = None
+        if self._reader is not None:
+            await self._reader.close()
+        writer, self._writer, self._reader = self._writer, None, None
+        if writer is not None:
+            await self._on_writer_thread(writer.close)
+        if self._thread is not None:
+            self._thread.shutdown(wait=True)
+            self._thread = None
 
     @property
     def healthy(self) -> bool:
@@ -130,20 +141,26 @@ class SqliteStore:
     async def relay_secret(self) -> str:
         return await self._meta("relay_secret", lambda: secrets.token_urlsafe(48))
 
-    async def _configure(self, connection: aiosqlite.Connection) -> None:
-        await connection.execute("PRAGMA journal_mode=WAL")
-        await connection.execute(f"PRAGMA synchronous={self.synchronous}")
-        await connection.execute("PRAGMA foreign_keys=ON")
-        await connection.execute("PRAGMA busy_timeout=5000")
+    async def _on_writer_thread(self, work: Callable[[], T]) -> T:
+        if self._thread is None:
+            raise StoreUnavailable("the store is closed")
+        return await asyncio.get_running_loop().run_in_executor(self._thread, work)
 
-    async def _migrate(self, connection: aiosqlite.Connection) -> None:
-        await connection.execute(
+    def _connect_writer(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute(f"PRAGMA synchronous={self.synchronous}")
+        connection.execute("PRAGMA foreign_keys=ON")
+        connection.execute("PRAGMA busy_timeout=5000")
+        self._migrate(connection)
+        return connection
+
+    @staticmethod
+    def _migrate(connection: sqlite3.Connection) -> None:
+        connection.execute(
             "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
         )
-        async with connection.execute(
-            "SELECT value FROM meta WHERE key = 'schema_version'"
-        ) as cursor:
-            row = await cursor.fetchone()
+        row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         version = int(row[0]) if row else 0
         if version > len(MIGRATIONS):
             raise StoreUnavailable(
@@ -151,7 +168,7 @@ class SqliteStore:
                 f"({len(MIGRATIONS)}); upgrade collab-lsp"
             )
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            await connection.executescript(
+            connection.executescript(
                 f"BEGIN IMMEDIATE;\n{script}\n"
                 f"INSERT INTO meta (key, value) VALUES ('schema_version', '{number}') "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value;\nCOMMIT;"
@@ -159,17 +176,20 @@ class SqliteStore:
 
     async def _meta(self, key: str, default: Callable[[], str]) -> str:
         writer = self._require(self._writer)
-        await writer.execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
-            (key, default()),
-        )
-        async with writer.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cursor:
-            row = await cursor.fetchone()
-        assert row is not None
-        return str(row[0])
+
+        def read_or_create() -> str:
+            writer.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                (key, default()),
+            )
+            row = writer.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            assert row is not None
+            return str(row[0])
+
+        return await self._on_writer_thread(read_or_create)
 
     @staticmethod
-    def _require(connection: aiosqlite.Connection | None) -> aiosqlite.Connection:
+    def _require(connection: C | None) -> C:
         if connection is None:
             raise StoreUnavailable("the store is closed")
         return connection
@@ -184,7 +204,6 @@ class SqliteStore:
         return await future
 
     async def _write_loop(self) -> None:
-        writer = self._require(self._writer)
         stopping = False
         while not stopping:
             first = await self._queue.get()
@@ -200,36 +219,17 @@ class SqliteStore:
                     break
                 batch.append(item)
             if batch:
-                await self._run_batch(writer, batch)
+                await self._run_batch(batch)
 
-    async def _run_batch(self, writer: aiosqlite.Connection, batch: list[_Pending]) -> None:
-        outcomes: list[tuple[_Pending, Any, BaseException | None]] = []
-        self._committed = []
+    async def _run_batch(self, batch: list[_Pending]) -> None:
+        writer = self._require(self._writer)
         try:
-            await writer.execute("BEGIN IMMEDIATE")
-            for pending in batch:
-                marker = len(self._committed)
-                await writer.execute("SAVEPOINT job")
-                try:
-                    result = await pending.job(writer)
-                except sqlite3.OperationalError:
-                    raise  # the database itself is in trouble: fail the batch
-                except Exception as exc:
-                    # A refused or broken job rolls back alone; the batch goes on.
-                    if not isinstance(exc, ProtocolError):
-                        log.exception("store job failed")
-                    await writer.execute("ROLLBACK TO job")
-                    del self._committed[marker:]
-                    outcomes.append((pending, None, exc))
-                else:
-                    outcomes.append((pending, result, None))
-                await writer.execute("RELEASE job")
-            await writer.execute("COMMIT")
+            outcomes, committed = await self._on_writer_thread(
+                lambda: self._commit_batch(writer, batch)
+            )
         except sqlite3.Error as exc:
             self._last_write_failed = True
             log.error("store write failed, nothing in this batch is acknowledged: %s", exc)
-            with contextlib.suppress(sqlite3.Error):
-                await writer.execute("ROLLBACK")
             failure = StoreUnavailable(f"database write failed: {exc}")
             for pending in batch:
                 if not pending.future.done():
@@ -238,7 +238,7 @@ class SqliteStore:
         self._last_write_failed = False
         # Listeners run in commit order before any caller resumes, so fan-out
         # order is seq order.
-        for event in self._committed:
+        for event in committed:
             for listener in self._listeners:
                 try:
                     listener(event)
@@ -251,6 +251,38 @@ class SqliteStore:
                 pending.future.set_exception(error)
             else:
                 pending.future.set_result(result)
+
+    def _commit_batch(
+        self, writer: sqlite3.Connection, batch: list[_Pending]
+    ) -> tuple[list[tuple[_Pending, Any, BaseException | None]], list[CommittedEvent]]:
+        """On the writer thread: every job in its own savepoint of one transaction."""
+        outcomes: list[tuple[_Pending, Any, BaseException | None]] = []
+        self._committed = []
+        try:
+            writer.execute("BEGIN IMMEDIATE")
+            for pending in batch:
+                marker = len(self._committed)
+                writer.execute("SAVEPOINT job")
+                try:
+                    result = pending.job(writer)
+                except sqlite3.OperationalError:
+                    raise  # the database itself is in trouble: fail the batch
+                except Exception as exc:
+                    # A refused or broken job rolls back alone; the batch goes on.
+                    if not isinstance(exc, ProtocolError):
+                        log.exception("store job failed")
+                    writer.execute("ROLLBACK TO job")
+                    del self._committed[marker:]
+                    outcomes.append((pending, None, exc))
+                else:
+                    outcomes.append((pending, result, None))
+                writer.execute("RELEASE job")
+            writer.execute("COMMIT")
+        except sqlite3.Error:
+            with contextlib.suppress(sqlite3.Error):
+                writer.execute("ROLLBACK")
+            raise
+        return outcomes, self._committed
 
     # -- reads -----------------------------------------------------------------------
 
@@ -383,14 +415,14 @@ class SqliteStore:
         session_id = new_id("s")
         now = utc_now()
 
-        async def job(db: aiosqlite.Connection) -> None:
-            await _upsert_user(db, host_id, host_name, host_kind, now)
-            await db.execute(
+        def job(db: sqlite3.Connection) -> None:
+            _upsert_user(db, host_id, host_name, host_kind, now)
+            db.execute(
                 "INSERT INTO sessions (id, title, status, host_id, created_at) "
                 "VALUES (?, ?, 'active', ?, ?)",
                 (session_id, title, host_id, now),
             )
-            await db.execute(
+            db.execute(
                 "INSERT INTO session_participants (id, session_id, user_id, role, joined_at, "
                 "is_active) VALUES (?, ?, ?, 'host', ?, FALSE)",
                 (new_id("p"), session_id, host_id, now),
@@ -408,8 +440,8 @@ class SqliteStore:
         now = datetime.now(UTC)
         expires = format_timestamp(now + timedelta(seconds=ttl_seconds))
 
-        async def job(db: aiosqlite.Connection) -> None:
-            await db.execute(
+        def job(db: sqlite3.Connection) -> None:
+            db.execute(
                 "INSERT INTO invites (id, session_id, role, created_by, created_at, expires_at, "
                 "max_uses) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -429,9 +461,8 @@ class SqliteStore:
         return invite
 
     async def redeem_invite(self, invite_id: str) -> InviteRecord:
-        async def job(db: aiosqlite.Connection) -> InviteRecord:
-            async with db.execute(_INVITE_SQL + " WHERE id = ?", (invite_id,)) as cursor:
-                row = await cursor.fetchone()
+        def job(db: sqlite3.Connection) -> InviteRecord:
+            row = db.execute(_INVITE_SQL + " WHERE id = ?", (invite_id,)).fetchone()
             if row is None:
                 raise ProtocolError(ErrorCode.INVITE_INVALID, "this invite does not exist")
             invite = _invite(row)
@@ -441,22 +472,21 @@ class SqliteStore:
                 raise ProtocolError(ErrorCode.INVITE_INVALID, "this invite has expired")
             if invite.uses >= invite.max_uses:
                 raise ProtocolError(ErrorCode.INVITE_INVALID, "this invite has been used up")
-            await db.execute("UPDATE invites SET uses = uses + 1 WHERE id = ?", (invite_id,))
+            db.execute("UPDATE invites SET uses = uses + 1 WHERE id = ?", (invite_id,))
             return invite
 
         return await self._write(job)
 
     async def revoke_invite(self, session_id: str, invite_id: str) -> InviteRecord:
-        async def job(db: aiosqlite.Connection) -> InviteRecord:
-            async with db.execute(
+        def job(db: sqlite3.Connection) -> InviteRecord:
+            row = db.execute(
                 _INVITE_SQL + " WHERE id = ? AND session_id = ?", (invite_id, session_id)
-            ) as cursor:
-                row = await cursor.fetchone()
+            ).fetchone()
             if row is None:
                 raise ProtocolError(
                     ErrorCode.NOT_FOUND, "no such invite in this session", field="invite_id"
                 )
-            await db.execute(
+            db.execute(
                 "UPDATE invites SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
                 (utc_now(), invite_id),
             )
@@ -481,31 +511,29 @@ class SqliteStore:
         session_id: str,
         user_id: str | None,
         client_id: str | None,
-        build: Callable[[aiosqlite.Connection, int, str], Awaitable[dict[str, Any]]],
+        build: Callable[[sqlite3.Connection, int, str], dict[str, Any]],
     ) -> CommittedEvent:
         """Run ``build`` in the writer transaction and append the frame it returns."""
 
-        async def job(db: aiosqlite.Connection) -> CommittedEvent:
+        def job(db: sqlite3.Connection) -> CommittedEvent:
             if client_id is not None:
-                async with db.execute(
+                row = db.execute(
                     "SELECT event_id, seq, event_type, event_data FROM session_events "
                     "WHERE session_id = ? AND user_id = ? AND client_id = ?",
                     (session_id, user_id, client_id),
-                ) as cursor:
-                    row = await cursor.fetchone()
+                ).fetchone()
                 if row is not None:
                     return _duplicate(session_id, row)
-            async with db.execute(
+            seq_row = db.execute(
                 "UPDATE sessions SET last_seq = last_seq + 1 WHERE id = ? AND status != 'ended' "
                 "RETURNING last_seq",
                 (session_id,),
-            ) as cursor:
-                seq_row = await cursor.fetchone()
+            ).fetchone()
             if seq_row is None:
                 raise ProtocolError(ErrorCode.SESSION_ENDED, "this session has ended")
             seq = int(seq_row[0])
             now = utc_now()
-            body = await build(db, seq, now)
+            body = build(db, seq, now)
             frame = {
                 "type": body.pop("type"),
                 "session_id": session_id,
@@ -515,7 +543,7 @@ class SqliteStore:
                 **body,
             }
             wire = _dumps(frame)
-            await db.execute(
+            db.execute(
                 "INSERT INTO session_events (session_id, user_id, event_type, event_data, "
                 "timestamp, seq, event_id, client_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (session_id, user_id, frame["type"], wire, now, seq, frame["id"], client_id),
@@ -538,9 +566,9 @@ class SqliteStore:
     ) -> tuple[ParticipantRecord, CommittedEvent | None]:
         now = utc_now()
 
-        async def record(db: aiosqlite.Connection) -> None:
-            await _upsert_user(db, user_id, username, kind, now)
-            await db.execute(
+        def record(db: sqlite3.Connection) -> None:
+            _upsert_user(db, user_id, username, kind, now)
+            db.execute(
                 "INSERT INTO session_participants (id, session_id, user_id, role, joined_at, "
                 "is_active, last_seen) VALUES (?, ?, ?, ?, ?, TRUE, ?) "
                 "ON CONFLICT (session_id, user_id) DO UPDATE SET is_active = TRUE, "
@@ -551,9 +579,9 @@ class SqliteStore:
         event: CommittedEvent | None = None
         if announce:
 
-            async def build(db: aiosqlite.Connection, seq: int, at: str) -> dict[str, Any]:
-                await record(db)
-                participant = await _participant_in(db, session_id, user_id)
+            def build(db: sqlite3.Connection, seq: int, at: str) -> dict[str, Any]:
+                record(db)
+                participant = _participant_in(db, session_id, user_id)
                 return {"type": "user_joined", "user": _user_info(participant)}
 
             event = await self._event(session_id, user_id, None, build)
@@ -564,9 +592,9 @@ class SqliteStore:
         return participant, event
 
     async def leave(self, session_id: str, user_id: str, reason: str) -> CommittedEvent:
-        async def build(db: aiosqlite.Connection, seq: int, now: str) -> dict[str, Any]:
-            participant = await _participant_in(db, session_id, user_id)
-            await db.execute(
+        def build(db: sqlite3.Connection, seq: int, now: str) -> dict[str, Any]:
+            participant = _participant_in(db, session_id, user_id)
+            db.execute(
                 "UPDATE session_participants SET is_active = FALSE, left_at = ?, last_seen = ? "
                 "WHERE session_id = ? AND user_id = ?",
                 (now, now, session_id, user_id),
@@ -585,11 +613,11 @@ class SqliteStore:
     ) -> CommittedEvent:
         message_type = MessageType(message["message_type"])
 
-        async def build(db: aiosqlite.Connection, seq: int, now: str) -> dict[str, Any]:
+        def build(db: sqlite3.Connection, seq: int, now: str) -> dict[str, Any]:
             fields = dict(message)
             parent_id = fields.get("parent_id")
             if parent_id is not None:
-                parent = await _message_in(db, session_id, parent_id, field="parent_id")
+                parent = _message_in(db, session_id, parent_id, field="parent_id")
                 _check_parent(parent, message_type)
                 # Threads are one level deep: a reply to a reply joins the root's thread.
                 fields["parent_id"] = parent.parent_id or parent.id
@@ -608,7 +636,7 @@ class SqliteStore:
                 else None,
                 "resolved": False,
             }
-            await db.execute(
+            db.execute(
                 "INSERT INTO session_messages (id, session_id, user_id, message_type, content, "
                 "metadata, parent_id, created_at, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -623,7 +651,7 @@ class SqliteStore:
                     seq,
                 ),
             )
-            stored = await _message_in(db, session_id, message_id)
+            stored = _message_in(db, session_id, message_id)
             key = "comment" if message_type is MessageType.COMMENT else "message"
             event_type = "code_comment" if message_type is MessageType.COMMENT else "chat_message"
             return {
@@ -637,17 +665,17 @@ class SqliteStore:
     async def edit_message(
         self, session_id: str, user_id: str, client_id: str | None, message_id: str, content: str
     ) -> CommittedEvent:
-        async def build(db: aiosqlite.Connection, seq: int, now: str) -> dict[str, Any]:
-            message = await _live_message(db, session_id, message_id)
+        def build(db: sqlite3.Connection, seq: int, now: str) -> dict[str, Any]:
+            message = _live_message(db, session_id, message_id)
             if message.user_id != user_id:
                 raise ProtocolError(
                     ErrorCode.NOT_AUTHOR, "you can only edit your own messages", field="message_id"
                 )
-            await db.execute(
+            db.execute(
                 "UPDATE session_messages SET content = ?, updated_at = ? WHERE id = ?",
                 (content, now, message_id),
             )
-            updated = await _message_in(db, session_id, message_id)
+            updated = _message_in(db, session_id, message_id)
             return {
                 "type": "message_updated",
                 "message": updated.model_dump(mode="json", exclude_none=True),
@@ -664,17 +692,15 @@ class SqliteStore:
         *,
         moderator: bool = False,
     ) -> CommittedEvent:
-        async def build(db: aiosqlite.Connection, seq: int, now: str) -> dict[str, Any]:
-            message = await _live_message(db, session_id, message_id)
+        def build(db: sqlite3.Connection, seq: int, now: str) -> dict[str, Any]:
+            message = _live_message(db, session_id, message_id)
             if message.user_id != user_id and not moderator:
                 raise ProtocolError(
                     ErrorCode.NOT_AUTHOR,
                     "you can only delete your own messages (a host may delete any)",
                     field="message_id",
                 )
-            await db.execute(
-                "UPDATE session_messages SET deleted_at = ? WHERE id = ?", (now, message_id)
-            )
+            db.execute("UPDATE session_messages SET deleted_at = ? WHERE id = ?", (now, message_id))
             return {"type": "message_deleted", "message_id": message_id, "deleted_by": user_id}
 
         return await self._event(session_id, user_id, client_id, build)
@@ -688,8 +714,8 @@ class SqliteStore:
         emoji: str,
         add: bool,
     ) -> CommittedEvent:
-        async def build(db: aiosqlite.Connection, seq: int, now: str) -> dict[str, Any]:
-            message = await _live_message(db, session_id, message_id)
+        def build(db: sqlite3.Connection, seq: int, now: str) -> dict[str, Any]:
+            message = _live_message(db, session_id, message_id)
             reactions = {key: list(users) for key, users in message.reactions.items()}
             users = reactions.setdefault(emoji, [])
             if add == (user_id in users):
@@ -702,7 +728,7 @@ class SqliteStore:
             else:
                 users.remove(user_id)
             reactions = {key: value for key, value in reactions.items() if value}
-            await _set_metadata(db, message_id, "reactions", reactions)
+            _set_metadata(db, message_id, "reactions", reactions)
             return {
                 "type": "reaction_updated",
                 "message_id": message_id,
@@ -717,8 +743,8 @@ class SqliteStore:
     async def set_resolved(
         self, session_id: str, user_id: str, client_id: str | None, comment_id: str, resolved: bool
     ) -> CommittedEvent:
-        async def build(db: aiosqlite.Connection, seq: int, now: str) -> dict[str, Any]:
-            comment = await _live_message(db, session_id, comment_id, field="comment_id")
+        def build(db: sqlite3.Connection, seq: int, now: str) -> dict[str, Any]:
+            comment = _live_message(db, session_id, comment_id, field="comment_id")
             if comment.message_type is not MessageType.COMMENT or comment.parent_id is not None:
                 raise ProtocolError(
                     ErrorCode.INVALID_FRAME,
@@ -730,7 +756,7 @@ class SqliteStore:
                 raise ProtocolError(
                     ErrorCode.INVALID_FRAME, f"this thread is already {state}", field="comment_id"
                 )
-            await _set_metadata(db, comment_id, "resolved", resolved)
+            _set_metadata(db, comment_id, "resolved", resolved)
             return {
                 "type": "comment_resolved",
                 "comment_id": comment_id,
@@ -745,9 +771,9 @@ class SqliteStore:
     ) -> CommittedEvent:
         columns = {key: value for key, value in changes.items() if key in _SESSION_COLUMNS}
 
-        async def build(db: aiosqlite.Connection, seq: int, now: str) -> dict[str, Any]:
+        def build(db: sqlite3.Connection, seq: int, now: str) -> dict[str, Any]:
             assignments = ", ".join(f"{column} = ?" for column in columns)
-            await db.execute(
+            db.execute(
                 f"UPDATE sessions SET {assignments} WHERE id = ?", (*columns.values(), session_id)
             )
             return {"type": "session_update", "changes": columns, "updated_by": user_id}
@@ -757,13 +783,13 @@ class SqliteStore:
     async def change_role(
         self, session_id: str, user_id: str, client_id: str | None, target_id: str, role: Role
     ) -> CommittedEvent:
-        async def build(db: aiosqlite.Connection, seq: int, now: str) -> dict[str, Any]:
-            target = await _participant_in(db, session_id, target_id, field="user_id")
+        def build(db: sqlite3.Connection, seq: int, now: str) -> dict[str, Any]:
+            target = _participant_in(db, session_id, target_id, field="user_id")
             if target.role is role:
                 raise ProtocolError(
                     ErrorCode.INVALID_FRAME, f"{target.username} is already {role}", field="role"
                 )
-            await db.execute(
+            db.execute(
                 "UPDATE session_participants SET role = ? WHERE session_id = ? AND user_id = ?",
                 (role.value, session_id, target_id),
             )
@@ -779,9 +805,9 @@ class SqliteStore:
     async def remove_user(
         self, session_id: str, user_id: str, client_id: str | None, target_id: str
     ) -> CommittedEvent:
-        async def build(db: aiosqlite.Connection, seq: int, now: str) -> dict[str, Any]:
-            target = await _participant_in(db, session_id, target_id, field="user_id")
-            await db.execute(
+        def build(db: sqlite3.Connection, seq: int, now: str) -> dict[str, Any]:
+            target = _participant_in(db, session_id, target_id, field="user_id")
+            db.execute(
                 "UPDATE session_participants SET removed_at = ?, is_active = FALSE, left_at = ? "
                 "WHERE session_id = ? AND user_id = ?",
                 (now, now, session_id, target_id),
@@ -800,12 +826,12 @@ class SqliteStore:
     ) -> CommittedEvent:
         """End a session; ``user_id`` None means an operator did it from the CLI."""
 
-        async def build(db: aiosqlite.Connection, seq: int, now: str) -> dict[str, Any]:
-            await db.execute(
+        def build(db: sqlite3.Connection, seq: int, now: str) -> dict[str, Any]:
+            db.execute(
                 "UPDATE sessions SET status = 'ended', ended_at = ? WHERE id = ?",
                 (now, session_id),
             )
-            await db.execute(
+            db.execute(
                 "UPDATE session_participants SET is_active = FALSE, left_at = ? "
                 "WHERE session_id = ? AND is_active",
                 (now, session_id),
@@ -902,23 +928,22 @@ def _user_info(participant: ParticipantRecord) -> dict[str, Any]:
     }
 
 
-async def _upsert_user(
-    db: aiosqlite.Connection, user_id: str, username: str, kind: ParticipantKind, now: str
+def _upsert_user(
+    db: sqlite3.Connection, user_id: str, username: str, kind: ParticipantKind, now: str
 ) -> None:
-    await db.execute(
+    db.execute(
         "INSERT INTO users (id, username, kind, created_at) VALUES (?, ?, ?, ?) "
         "ON CONFLICT (id) DO UPDATE SET username = excluded.username, kind = excluded.kind",
         (user_id, username, kind.value, now),
     )
 
 
-async def _participant_in(
-    db: aiosqlite.Connection, session_id: str, user_id: str, *, field: str = "user_id"
+def _participant_in(
+    db: sqlite3.Connection, session_id: str, user_id: str, *, field: str = "user_id"
 ) -> ParticipantRecord:
-    async with db.execute(
+    row = db.execute(
         _PARTICIPANT_SQL + " WHERE p.session_id = ? AND p.user_id = ?", (session_id, user_id)
-    ) as cursor:
-        row = await cursor.fetchone()
+    ).fetchone()
     if row is None or row[7] is not None:
         raise ProtocolError(
             ErrorCode.UNKNOWN_USER, f"{user_id!r} is not a participant of this session", field=field
@@ -926,15 +951,14 @@ async def _participant_in(
     return _participant(row)
 
 
-async def _message_in(
-    db: aiosqlite.Connection, session_id: str, message_id: str, *, field: str = "message_id"
+def _message_in(
+    db: sqlite3.Connection, session_id: str, message_id: str, *, field: str = "message_id"
 ) -> Message:
-    async with db.execute(
+    row = db.execute(
         f"SELECT {_MESSAGE_COLUMNS} FROM session_messages m JOIN users u ON u.id = m.user_id "
         "WHERE m.session_id = ? AND m.id = ?",
         (session_id, message_id),
-    ) as cursor:
-        row = await cursor.fetchone()
+    ).fetchone()
     if row is None:
         raise ProtocolError(
             ErrorCode.NOT_FOUND, f"no message {message_id!r} in this session", field=field
@@ -942,10 +966,10 @@ async def _message_in(
     return _message(row)
 
 
-async def _live_message(
-    db: aiosqlite.Connection, session_id: str, message_id: str, *, field: str = "message_id"
+def _live_message(
+    db: sqlite3.Connection, session_id: str, message_id: str, *, field: str = "message_id"
 ) -> Message:
-    message = await _message_in(db, session_id, message_id, field=field)
+    message = _message_in(db, session_id, message_id, field=field)
     if message.deleted:
         raise ProtocolError(ErrorCode.NOT_FOUND, "that message was deleted", field=field)
     return message
@@ -963,8 +987,8 @@ def _check_parent(parent: Message, message_type: MessageType) -> None:
         )
 
 
-async def _set_metadata(db: aiosqlite.Connection, message_id: str, key: str, value: Any) -> None:
-    await db.execute(
+def _set_metadata(db: sqlite3.Connection, message_id: str, key: str, value: Any) -> None:
+    db.execute(
         "UPDATE session_messages SET metadata = json_set(COALESCE(metadata, '{}'), ?, json(?)) "
         "WHERE id = ?",
         (f"$.{key}", _dumps(value), message_id),
