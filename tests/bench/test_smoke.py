@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 BENCH = Path(__file__).resolve().parents[2] / "bench"
-
-pytestmark = pytest.mark.skipif(shutil.which("taskset") is None, reason="needs taskset")
 
 
 def _run_module() -> Any:
