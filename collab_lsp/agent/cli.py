@@ -208,6 +208,14 @@ async def _tail(args: argparse.Namespace, mirror: SessionMirror, out: TextIO) ->
         for message in mirror.view.chat_messages()[-20:]:
             print(text.chat_line(message), file=out)
     out.flush()
+    # One line on stderr once joined: what came before is history, what follows is live.
+    session = mirror.view.session
+    title = session.title if session else "?"
+    print(
+        f"collab-lsp: following {title!r} from seq {mirror.client.last_seq} (Ctrl-C stops)",
+        file=sys.stderr,
+        flush=True,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -62,9 +62,12 @@ async def test_tail_json_update_and_who(relay: RelayHandle) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("COLLAB_")}
     env.update({"COLLAB_RELAY_URL": relay.url, "COLLAB_TOKEN": bot})
     tail = await asyncio.create_subprocess_exec(
-        CLI, "tail", "--json", "--count", "2", env=env, stdout=asyncio.subprocess.PIPE
-    )
-    await human.expect("user_joined")  # the tail has joined
+        CLI, "tail", "--json", "--count", "2", env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert tail.stderr is not None
+    ready = await asyncio.wait_for(tail.stderr.readline(), TIMEOUT)  # joined: now it is live
+    assert ready.decode().startswith("collab-lsp: following 'Pairing' from seq ")
     await human.request({"type": "chat_message", "content": "one"})
     await human.request({"type": "chat_message", "content": "two"})
     out, _ = await asyncio.wait_for(tail.communicate(), TIMEOUT)
