@@ -76,16 +76,6 @@ class Changes:
     mention: dict[str, Any] | None = None
     reset: bool = False
 
-    def merge(self, other: Changes) -> None:
-        self.files |= other.files
-        self.cursor_files |= other.cursor_files
-        self.participants |= other.participants
-        self.session |= other.session
-        self.chat.extend(other.chat)
-        self.moved |= other.moved
-        self.mention = other.mention or self.mention
-        self.reset |= other.reset
-
 
 @dataclass
 class SessionView:

@@ -46,10 +46,6 @@ class Connection:
         self._closer: asyncio.Task[None] | None = None
         self._sender: asyncio.Task[None] | None = None
 
-    @property
-    def joined(self) -> bool:
-        return self.room is not None
-
     def start_sender(self) -> None:
         self._sender = asyncio.get_running_loop().create_task(self._send_loop())
 

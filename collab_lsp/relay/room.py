@@ -57,9 +57,6 @@ class Room:
     def session_id(self) -> str:
         return self.session.id
 
-    def connection_count(self) -> int:
-        return sum(len(member.connections) for member in self.members.values())
-
     def online(self) -> list[str]:
         return [uid for uid, member in self.members.items() if member.connections]
 

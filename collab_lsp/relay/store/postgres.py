@@ -592,7 +592,7 @@ class PostgresStore:
         event: CommittedEvent | None = None
         if announce:
 
-            async def build(db: Connection, seq: int, at: str) -> dict[str, Any]:
+            async def build(db: Connection, seq: int, _at: str) -> dict[str, Any]:
                 await record(db)
                 participant = await _participant_in(db, session_id, user_id)
                 return {"type": "user_joined", "user": _user_info(participant)}

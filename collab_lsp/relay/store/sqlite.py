@@ -579,7 +579,7 @@ class SqliteStore:
         event: CommittedEvent | None = None
         if announce:
 
-            def build(db: sqlite3.Connection, seq: int, at: str) -> dict[str, Any]:
+            def build(db: sqlite3.Connection, seq: int, _at: str) -> dict[str, Any]:
                 record(db)
                 participant = _participant_in(db, session_id, user_id)
                 return {"type": "user_joined", "user": _user_info(participant)}
