@@ -13,9 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from pydantic import ValidationError
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
@@ -26,7 +24,6 @@ from collab_lsp.protocol.codec import parse_client_frame, utc_now
 from collab_lsp.protocol.colors import color_index
 from collab_lsp.protocol.errors import CloseCode, ErrorCode, ProtocolError
 from collab_lsp.protocol.models import SessionStatus
-from collab_lsp.protocol.permissions import Role
 from collab_lsp.protocol.presence import PresenceBook
 from collab_lsp.protocol.server_frames import (
     Connected,
@@ -35,7 +32,15 @@ from collab_lsp.protocol.server_frames import (
     SessionCreated,
     You,
 )
-from collab_lsp.relay.auth import Authenticator, TokenClaims
+from collab_lsp.relay.admission import (
+    admit,
+    bearer,
+    close_code_for,
+    join_from_query,
+    replay_for,
+    verify,
+)
+from collab_lsp.relay.auth import Authenticator
 from collab_lsp.relay.config import RelayConfig
 from collab_lsp.relay.connection import Connection
 from collab_lsp.relay.handlers import FrameHandlers, error_frame
@@ -44,7 +49,6 @@ from collab_lsp.relay.ratelimit import SlidingWindow
 from collab_lsp.relay.room import Room
 from collab_lsp.relay.store import make_store
 from collab_lsp.relay.store.base import CommittedEvent, Store, StoreUnavailable
-from collab_lsp.relay.store.sqlite import new_id
 
 __all__ = ["Relay"]
 
@@ -52,8 +56,6 @@ log = logging.getLogger("collab_lsp.relay")
 
 _SESSION_PATH = re.compile(r"^/ws/session/([A-Za-z0-9_\-]{1,64})/?$")
 _HARD_FRAME_LIMIT = 1024 * 1024
-_RESUME_MAX_EVENTS = 5_000
-_PERSONAL_TOKEN_TTL = 30 * 24 * 3600
 
 
 class Relay:
@@ -192,11 +194,11 @@ class Relay:
         assert request is not None
         parts = urlsplit(request.path)
         query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
-        token = query.get("token") or _bearer(request.headers)
+        token = query.get("token") or bearer(request.headers)
         match = _SESSION_PATH.match(parts.path)
         try:
             if match:
-                frame = _join_from_query(match.group(1), query, token)
+                frame = join_from_query(match.group(1), query, token)
                 await self.join(connection, frame, token)
                 return True
             return await self._join_by_frame(connection, token)
@@ -256,7 +258,8 @@ class Relay:
     async def _create_session(
         self, connection: Connection, frame: CreateSession, token: str | None
     ) -> None:
-        claims = self._verify(token)
+        assert self.auth is not None
+        claims = verify(self.auth, token)
         if claims.sub is None or claims.sid is not None or claims.is_invite:
             raise ProtocolError(
                 ErrorCode.PERMISSION_DENIED,
@@ -273,86 +276,25 @@ class Relay:
         join = JoinSession(type="join_session", session_id=session.id)
         await self.join(connection, join, token)
 
-    def _verify(self, token: str | None) -> TokenClaims:
-        if not token:
-            raise ProtocolError(
-                ErrorCode.AUTH_REQUIRED,
-                "no token: pass ?token=..., an Authorization: Bearer header or auth_token",
-            )
-        assert self.auth is not None
-        return self.auth.verify(token)
-
     async def join(self, connection: Connection, frame: JoinSession, token: str | None) -> None:
         """Authenticate, authorize and attach a connection; queue its snapshot and replay."""
-        claims = self._verify(token)
-        session_id = frame.session_id
-        if claims.sid is not None and claims.sid != session_id:
-            raise ProtocolError(ErrorCode.INVALID_TOKEN, "this token is for another session")
-        session = await self.store.get_session(session_id)
-        if session is None:
-            raise ProtocolError(ErrorCode.SESSION_NOT_FOUND, f"no session {session_id!r}")
-        if session.status is SessionStatus.ENDED:
-            raise ProtocolError(ErrorCode.SESSION_ENDED, "this session has ended")
-        user_id, username, role, personal_token = await self._identify(claims, frame)
-        # The token says who is an agent; only an invite (which names nobody) lets
-        # the joiner say it.
-        kind = (frame.kind or claims.kind) if claims.is_invite else claims.kind
-        room = await self._room(session_id)
+        assert self.auth is not None
+        identity = await admit(self.store, self.auth, verify(self.auth, token), frame)
+        room = await self._room(frame.session_id)
         if room is None:
-            raise ProtocolError(ErrorCode.SESSION_NOT_FOUND, f"no session {session_id!r}")
-        connection.user_id, connection.username = user_id, username
+            raise ProtocolError(ErrorCode.SESSION_NOT_FOUND, f"no session {frame.session_id!r}")
+        connection.user_id, connection.username = identity.user_id, identity.username
         record, _ = await self.store.join(
-            session_id,
-            user_id=user_id,
-            username=username,
-            kind=kind,
-            role=role,
-            announce=room.needs_announcement(user_id),
+            frame.session_id,
+            user_id=identity.user_id,
+            username=identity.username,
+            kind=identity.kind,
+            role=identity.role,
+            announce=room.needs_announcement(identity.user_id),
         )
         room.attach(connection, record)
         connection.room = room
-        await self._send_snapshot(connection, room, frame, personal_token)
-
-    async def _identify(
-        self, claims: TokenClaims, frame: JoinSession
-    ) -> tuple[str, str, Role, str | None]:
-        """Who is joining, under which role; an invite is redeemed for a personal token."""
-        session_id = frame.session_id
-        if claims.inv is not None:
-            username = frame.name or claims.name
-            if username is None:
-                raise ProtocolError(
-                    ErrorCode.INVALID_FRAME,
-                    "joining with an invite needs a display name: add name=... or 'name'",
-                    field="name",
-                )
-            invite = await self.store.get_invite(claims.inv)
-            if invite is None or invite.session_id != session_id:
-                raise ProtocolError(ErrorCode.INVITE_INVALID, "this invite is not for this session")
-            invite = await self.store.redeem_invite(claims.inv)
-            user_id = new_id("u")
-            assert self.auth is not None
-            personal = self.auth.issue(
-                sub=user_id,
-                name=username,
-                sid=session_id,
-                role=invite.role,
-                ttl_seconds=_PERSONAL_TOKEN_TTL,
-            )
-            return user_id, username, invite.role, personal
-        assert claims.sub is not None
-        participant = await self.store.get_participant(session_id, claims.sub)
-        username = claims.name or frame.name or claims.sub
-        if participant is not None:
-            if participant.removed:
-                raise ProtocolError(ErrorCode.REMOVED, "you were removed from this session")
-            return claims.sub, username, participant.role, None
-        if claims.role is None or claims.sid is None:
-            raise ProtocolError(
-                ErrorCode.PERMISSION_DENIED,
-                "you are not a participant of this session: ask the host for an invite",
-            )
-        return claims.sub, username, claims.role, None
+        await self._send_snapshot(connection, room, frame, identity.personal_token)
 
     async def _room(self, session_id: str) -> Room | None:
         room = self.rooms.get(session_id)
@@ -381,17 +323,7 @@ class Relay:
         snapshot = await self.store.snapshot(room.session_id, limits.RECENT_MESSAGES)
         if snapshot is None:
             raise ProtocolError(ErrorCode.SESSION_NOT_FOUND, "the session disappeared")
-        replay: list[tuple[int, str]] = []
-        resumed = False
-        reset = False
-        if frame.resume_from is not None:
-            if await self._can_resume(room.session_id, frame, snapshot.seq):
-                replay = await self.store.events_after(
-                    room.session_id, frame.resume_from, _RESUME_MAX_EVENTS + 1
-                )
-                resumed = True
-            else:
-                reset = True
+        replay, resumed, reset = await replay_for(self.store, frame, snapshot.seq)
         record = room.members[connection.user_id].record
         connected = Connected(
             session_id=room.session_id,
@@ -419,15 +351,6 @@ class Relay:
         ):
             self.metrics.slow_consumers_closed += 1
             connection.close_now(CloseCode.SLOW_CONSUMER, "too far behind: resume from last seq")
-
-    async def _can_resume(self, session_id: str, frame: JoinSession, last_seq: int) -> bool:
-        assert frame.resume_from is not None
-        if frame.epoch is not None and frame.epoch != self.store.epoch:
-            return False  # a different database: the client's seqs mean nothing here
-        if frame.resume_from > last_seq or last_seq - frame.resume_from > _RESUME_MAX_EVENTS:
-            return False
-        first = await self.store.first_event_seq(session_id)
-        return first is None or first <= frame.resume_from + 1
 
     async def _receive(self, connection: Connection) -> None:
         async for raw in connection.websocket:
@@ -529,7 +452,7 @@ class Relay:
         self.metrics.errors[error.code] += 1
         try:
             await self._send_error_direct(connection, error, None)
-            await connection.websocket.close(_close_code_for(error.code), error.message[:120])
+            await connection.websocket.close(close_code_for(error.code), error.message[:120])
         except ConnectionClosed:
             pass
 
@@ -537,45 +460,3 @@ class Relay:
         self, connection: Connection, error: ProtocolError, ref: str | None
     ) -> None:
         await connection.websocket.send(error_frame(error, ref))
-
-
-def _close_code_for(code: ErrorCode) -> CloseCode:
-    return {
-        ErrorCode.SESSION_NOT_FOUND: CloseCode.SESSION_NOT_FOUND,
-        ErrorCode.SESSION_ENDED: CloseCode.SESSION_ENDED,
-        ErrorCode.REMOVED: CloseCode.REMOVED,
-        ErrorCode.STORE_UNAVAILABLE: CloseCode.INTERNAL_ERROR,
-        ErrorCode.INVALID_FRAME: CloseCode.POLICY_VIOLATION,
-    }.get(code, CloseCode.AUTH_FAILED)
-
-
-def _bearer(headers: Headers) -> str | None:
-    value = headers.get("Authorization", "")
-    scheme, _, token = value.partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
-
-
-def _join_from_query(session_id: str, query: dict[str, str], token: str | None) -> JoinSession:
-    """The URL form of join_session, validated like the frame (errors name the parameter)."""
-    resume_from = query.get("resume_from")
-    if resume_from is not None and not (resume_from.isascii() and resume_from.isdigit()):
-        raise ProtocolError(
-            ErrorCode.INVALID_FRAME,
-            "resume_from must be a non-negative integer",
-            field="resume_from",
-        )
-    try:
-        return JoinSession(
-            type="join_session",
-            session_id=session_id,
-            auth_token=token,
-            resume_from=int(resume_from) if resume_from is not None else None,
-            epoch=query.get("epoch"),
-            name=query.get("name"),
-        )
-    except ValidationError as exc:
-        error = exc.errors(include_url=False)[0]
-        field = ".".join(str(part) for part in error["loc"])
-        raise ProtocolError(
-            ErrorCode.INVALID_FRAME, f"query parameter {field}: {error['msg']}", field=field
-        ) from None
