@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 
 from tests.neovim.harness import Neovim
-from tests.sidecar.harness import Sidecar
 
 APP = "import os\n\n\ndef main():\n    print('héllo😀 world')\n    return 0\n"
 
@@ -53,18 +52,3 @@ async def neovims(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     yield make
     for nvim in started:
         await nvim.stop()
-
-
-@pytest.fixture
-async def sidecars() -> AsyncIterator[Callable[..., Sidecar]]:
-    """The other participant: a real collab-lsp driven by pytest-lsp (tests/sidecar/harness.py)."""
-    started: list[Sidecar] = []
-
-    def make(root: Path, editor: str = "vscode") -> Sidecar:
-        sidecar = Sidecar(root, editor)
-        started.append(sidecar)
-        return sidecar
-
-    yield make
-    for sidecar in started:
-        await sidecar.stop()
