@@ -12,6 +12,12 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[dev]'
+# nginx for tests/scaleout (they run deploy/nginx/collab-relay.conf in front of relays)
+if [ ! -x /usr/sbin/nginx ]; then
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx
+fi
 
 echo "== VS Code extension: type check and unit tests"
 if [ ! -d editor_clients/vscode/node_modules ]; then

@@ -87,6 +87,8 @@ class SessionView:
     threads: dict[str, Thread] = field(default_factory=dict)
     # Replies whose root has not arrived yet (it is older than the history we have).
     orphans: dict[str, dict[str, Message]] = field(default_factory=dict)
+    # Why the relay refuses durable actions right now (service_status); None when it takes them.
+    unavailable: str | None = None
 
     @property
     def my_id(self) -> str | None:
@@ -128,6 +130,7 @@ class SessionView:
         previous_cursors = self._cursor_files()
         self.session = frame.session
         self.you = frame.you
+        self.unavailable = None  # a degraded relay says so right after this frame
         self.participants = {
             p.id: ParticipantView(
                 p.id, p.username, p.role, p.kind, p.color_index, p.online, frame.presence.get(p.id)
@@ -280,6 +283,10 @@ class SessionView:
         thread.root = thread.root.model_copy(update={"resolved": frame.resolved})
         self.messages[thread.id] = thread.root
         return Changes(files={thread.file})
+
+    def _on_service_status(self, frame: sf.ServiceStatus) -> Changes:
+        self.unavailable = None if frame.available else (frame.reason or "unavailable")
+        return Changes(session=True)
 
     def _on_mention(self, frame: sf.Mention) -> Changes:
         return Changes(mention=frame.model_dump(mode="json"))

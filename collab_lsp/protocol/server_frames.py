@@ -42,6 +42,7 @@ __all__ = [
     "RoleChangedEvent",
     "ServerFrame",
     "ServerShutdown",
+    "ServiceStatus",
     "SessionCreated",
     "SessionEndedEvent",
     "SessionUpdateEvent",
@@ -246,6 +247,15 @@ class ServerShutdown(_ServerFrame):
     reconnect: bool = True
 
 
+class ServiceStatus(_ServerFrame):
+    """Durable writes stopped (or started again) working on this relay."""
+
+    type: Literal["service_status"] = "service_status"
+    available: bool
+    reason: str | None = None
+    timestamp: str
+
+
 ServerFrame = Annotated[
     Connected
     | SessionCreated
@@ -270,7 +280,8 @@ ServerFrame = Annotated[
     | InviteCreated
     | InviteRevoked
     | Pong
-    | ServerShutdown,
+    | ServerShutdown
+    | ServiceStatus,
     Field(discriminator="type"),
 ]
 

@@ -18,9 +18,10 @@ from collab_lsp.protocol.fields import Name, Title
 from collab_lsp.protocol.models import ParticipantKind, SessionStatus
 from collab_lsp.protocol.permissions import Role
 from collab_lsp.relay.auth import Authenticator
+from collab_lsp.relay.broker import BrokerUnavailable
 from collab_lsp.relay.config import ConfigError, RelayConfig, load_config
 from collab_lsp.relay.server import Relay
-from collab_lsp.relay.store import Store, make_store
+from collab_lsp.relay.store import Store, make_store, transfer
 from collab_lsp.relay.store.base import StoreUnavailable
 
 __all__ = ["main"]
@@ -29,11 +30,15 @@ _SETTINGS = (
     "host",
     "port",
     "db",
+    "database_url",
+    "database_schema",
     "secret",
     "synchronous",
     "compression",
     "public_url",
     "log_level",
+    "redis_url",
+    "redis_prefix",
 )
 
 
@@ -50,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         run: Callable[[argparse.Namespace, RelayConfig], Coroutine[Any, Any, int]] = args.run
         return asyncio.run(run(args, config))
-    except (ConfigError, StoreUnavailable, _UsageError) as error:
+    except (ConfigError, StoreUnavailable, BrokerUnavailable, _UsageError) as error:
         print(f"collab-relay: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -104,6 +109,16 @@ def _parser() -> argparse.ArgumentParser:
             help="offer permessage-deflate (costs fan-out capacity)",
         )
         command.add_argument("--public-url", help="ws(s):// URL clients use, for printed links")
+        command.add_argument(
+            "--redis-url",
+            help="Redis URL, to run several relays together (needs --database-url), e.g. "
+            "redis://host:6379/0 (env: COLLAB_RELAY_REDIS_URL)",
+        )
+        command.add_argument(
+            "--redis-prefix",
+            help="prefix of every Redis key and channel, to keep deployments sharing one "
+            "Redis apart (env: COLLAB_RELAY_REDIS_PREFIX; default collab)",
+        )
         command.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
         command.set_defaults(run=run)
 
@@ -133,6 +148,7 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=int, default=None, help="lifetime in seconds")
     token.add_argument("--relay-url", help="relay URL for the printed join line")
     token.set_defaults(run=_token)
+    _add_transfer_commands(commands, common)
     return parser
 
 
@@ -298,6 +314,171 @@ def _print_join(who: str, relay_url: str, session_id: str, token: str, stream: A
     print(f"  invite link:  {link}", file=stream)
     print(f"  environment:  COLLAB_RELAY_URL={relay_url} COLLAB_TOKEN={token}", file=stream)
     print(f"  websocket:    {relay_url}/ws/session/{session_id}?token={token}\n", file=stream)
+
+
+# -- moving a database: migrate, export, import -------------------------------------------
+
+
+def _add_transfer_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    text = "apply pending schema migrations to the database"
+    migrate = commands.add_parser(
+        "migrate",
+        parents=[common],
+        help=text,
+        description=f"{text.capitalize()} (--db, or --database-url and --database-schema), "
+        "and print its schema version before and after. Safe to repeat, and safe while "
+        "relays run on it. A relay also migrates when it opens its database, unless "
+        "auto_migrate = false (env: COLLAB_RELAY_AUTO_MIGRATE=false): then it refuses a "
+        "database whose schema is behind, and this command is the upgrade step. A database "
+        "whose schema is newer than this collab-relay is refused and left alone.",
+    )
+    migrate.add_argument(
+        "--check",
+        action="store_true",
+        help="change nothing: print the version, exit 1 when migrations are pending",
+    )
+    migrate.set_defaults(run=_migrate)
+
+    text = "write the whole database to a JSON Lines file"
+    export = commands.add_parser(
+        "export",
+        parents=[common],
+        help=text,
+        description=f"{text.capitalize()}, from one consistent snapshot: sessions, "
+        "participants, chat, comments with their replies and reactions, the event log, "
+        "invites, the relay secret and the epoch. The file holds the relay secret: guard it "
+        "like the database. Stop the relay first, so that nothing is written after the "
+        "snapshot (or import with --new-epoch).",
+    )
+    export.add_argument(
+        "--output", required=True, metavar="FILE", help="the file to write (- for stdout)"
+    )
+    export.set_defaults(run=_export)
+
+    text = "load an export file into an empty database"
+    load = commands.add_parser(
+        "import",
+        parents=[common],
+        help=text,
+        description=f"{text.capitalize()} (migrating its schema first); a database that "
+        "holds any data is refused. All or nothing: a bad line is reported with its "
+        "number and field, and nothing is imported. Ids, seqs and timestamps are kept, and "
+        "so is the relay secret: tokens minted before the move stay valid (when the relays "
+        "sign with --secret / COLLAB_RELAY_SECRET instead, configure the same secret). The "
+        "epoch is kept too, so editors' sidecars resume where they were. Stop the relays on "
+        "the target while importing.",
+    )
+    load.add_argument(
+        "--input", required=True, metavar="FILE", help="the export file (- for stdin)"
+    )
+    load.add_argument(
+        "--new-epoch",
+        action="store_true",
+        help="give the imported history a new epoch, so every client reloads it instead of "
+        "resuming: use it when the old relay went on taking writes after the export",
+    )
+    load.set_defaults(run=_import)
+
+
+def _location(config: RelayConfig) -> transfer.StoreLocation:
+    try:
+        return transfer.StoreLocation.from_config(config)
+    except transfer.TransferError as error:
+        raise _UsageError(str(error)) from None
+
+
+async def _migrate(args: argparse.Namespace, config: RelayConfig) -> int:
+    location = _location(config)
+    latest = transfer.latest_schema_version(location.kind)
+    if args.check:
+        version = await transfer.schema_version(location)
+        if version > latest:
+            raise _UsageError(
+                f"{location.where}: schema version {version} is newer than this collab-relay "
+                f"({latest}); upgrade collab-lsp"
+            )
+        if version < latest:
+            print(
+                f"{location.where}: schema version {version}, this collab-relay needs "
+                f"{latest}: {_plural(latest - version, 'migration')} pending; "
+                "run `collab-relay migrate`"
+            )
+            return 1
+        print(f"{location.where}: schema version {version}, up to date")
+        return 0
+    before, after = await transfer.migrate(location)
+    if before == after:
+        print(f"{location.where}: schema version {after}, up to date (nothing to do)")
+    else:
+        applied = _plural(after - before, "migration")
+        print(f"{location.where}: schema version {before} -> {after} ({applied} applied)")
+    return 0
+
+
+async def _export(args: argparse.Namespace, config: RelayConfig) -> int:
+    location = _location(config)
+    try:
+        if args.output == "-":
+            summary = await transfer.export_store(location, sys.stdout)
+        else:
+            summary = await transfer.export_to_file(location, args.output)
+    except transfer.TransferError as error:
+        raise _UsageError(f"cannot export: {error}") from None
+    except OSError as error:
+        raise _UsageError(f"cannot write --output {args.output}: {error}") from None
+    print(
+        f"exported {_counted(summary.counts)} from {location.where} "
+        f"(schema version {summary.schema_version}) to {args.output}",
+        file=sys.stderr if args.output == "-" else sys.stdout,
+    )
+    return 0
+
+
+async def _import(args: argparse.Namespace, config: RelayConfig) -> int:
+    location = _location(config)
+    try:
+        if args.input == "-":
+            summary = await transfer.import_store(
+                location, sys.stdin.buffer, new_epoch=args.new_epoch
+            )
+        else:
+            with open(args.input, "rb") as lines:  # noqa: ASYNC230 - read as it is imported
+                summary = await transfer.import_store(location, lines, new_epoch=args.new_epoch)
+    except transfer.TransferError as error:
+        raise _UsageError(f"cannot import {args.input}: {error}") from None
+    except OSError as error:
+        raise _UsageError(f"cannot read --input {args.input}: {error}") from None
+    print(f"imported {_counted(summary.counts)} into {location.where}")
+    if summary.new_epoch:
+        print(f"new epoch {summary.epoch}: editors' sidecars reload the sessions when they connect")
+    elif summary.epoch is not None:
+        print(f"epoch {summary.epoch} kept: editors' sidecars resume where they were")
+    if summary.secret_kept:
+        print("relay secret kept: tokens minted before the move stay valid")
+    else:
+        print(
+            "the export holds no relay secret (the old relay signed tokens with a configured "
+            "--secret): give the relays on this database the same secret"
+        )
+    return 0
+
+
+def _counted(counts: dict[str, int]) -> str:
+    names = (
+        ("session", "session", "sessions"),
+        ("participant", "participant", "participants"),
+        ("message", "message or comment", "messages and comments"),
+        ("event", "event", "events"),
+        ("invite", "invite", "invites"),
+        ("user", "user", "users"),
+    )
+    return ", ".join(
+        f"{counts[key]} {one if counts[key] == 1 else many}" for key, one, many in names
+    )
+
+
+def _plural(count: int, name: str) -> str:
+    return f"{count} {name}" + ("" if count == 1 else "s")
 
 
 if __name__ == "__main__":

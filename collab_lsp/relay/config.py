@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from collab_lsp.protocol import limits
 
@@ -29,6 +29,11 @@ class RelayConfig(BaseModel):
     db: str = "collab-relay.db"
     database_url: str | None = Field(default=None, repr=False)
     database_schema: str | None = None
+    redis_url: str | None = Field(default=None, repr=False)
+    redis_prefix: str = Field(default="collab", pattern=r"^[A-Za-z0-9_.:\-]{1,64}$")
+    presence_expiry_seconds: float = Field(default=15.0, ge=1)
+    # False: refuse to open a database whose schema is behind (`collab-relay migrate` applies it).
+    auto_migrate: bool = True
     secret: str | None = Field(default=None, min_length=32)
     synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
     compression: bool = False
@@ -48,6 +53,24 @@ class RelayConfig(BaseModel):
     presence_sweep_seconds: float = Field(default=5.0, gt=0)
     join_timeout_seconds: float = Field(default=limits.JOIN_TIMEOUT_SECONDS, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @model_validator(mode="after")
+    def _redis_needs_a_shared_store(self) -> RelayConfig:
+        if self.redis_url and not self.database_url:
+            raise ValueError(
+                "redis_url is set but database_url is not: relays sharing Redis must share "
+                "a PostgreSQL database too (a local SQLite file cannot be shared); set "
+                "database_url (--database-url / COLLAB_RELAY_DATABASE_URL), or drop redis_url "
+                "to run one relay on SQLite"
+            )
+        return self
 
     def ws_url(self, bound_port: int | None = None) -> str:
         if self.public_url:
@@ -87,9 +110,9 @@ def load_config(
     except ValidationError as exc:
         problems = []
         for error in exc.errors(include_url=False):
-            key = str(error["loc"][0]) if error["loc"] else "?"
-            where = sources.get(key, key)
-            message = error["msg"]
+            key = str(error["loc"][0]) if error["loc"] else ""
+            where = sources.get(key, key) or "configuration"
+            message = error["msg"].removeprefix("Value error, ")
             if error["type"] == "extra_forbidden":
                 message = "unknown setting; see `collab-relay serve --help` for the list"
             problems.append(f"{where}: {message}")

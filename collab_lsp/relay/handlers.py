@@ -26,6 +26,7 @@ from collab_lsp.protocol.server_frames import (
     Mention,
     Pong,
 )
+from collab_lsp.relay.broker import BrokerUnavailable
 from collab_lsp.relay.store.base import CommittedEvent, StoreUnavailable
 
 if TYPE_CHECKING:
@@ -104,8 +105,8 @@ class FrameHandlers:
             await self._table[frame.type](connection, room, frame)
         except ProtocolError as error:
             self.send_error(connection, error, ref)
-        except StoreUnavailable as error:
-            log.warning("store unavailable: %s", error)
+        except (StoreUnavailable, BrokerUnavailable) as error:
+            log.warning("durable write refused: %s", error)
             self.send_error(
                 connection,
                 ProtocolError(
@@ -154,7 +155,17 @@ class FrameHandlers:
     async def _check_durable_rate(self, connection: Connection, room: Room, frame: Any) -> None:
         if frame.type not in DURABLE_CLIENT_TYPES:
             return
-        wait = self.relay.durable_limit(connection.user_id).check(time.monotonic())
+        problem = self.relay.problem()
+        if problem is not None:
+            raise ProtocolError(
+                ErrorCode.STORE_UNAVAILABLE,
+                f"the relay cannot store this right now ({problem}); nothing was saved, "
+                "resend it later",
+            )
+        config = self.relay.config
+        wait = await self.relay.broker.take_rate(
+            connection.user_id, config.durable_rate_per_minute, 60.0, time.monotonic()
+        )
         if wait <= 0:
             return
         # A resend of something already stored costs nothing: it is only re-acknowledged.

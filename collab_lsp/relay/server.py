@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -23,12 +24,13 @@ from collab_lsp.protocol.client_frames import CreateSession, JoinSession
 from collab_lsp.protocol.codec import parse_client_frame, utc_now
 from collab_lsp.protocol.colors import color_index
 from collab_lsp.protocol.errors import CloseCode, ErrorCode, ProtocolError
-from collab_lsp.protocol.models import SessionStatus
+from collab_lsp.protocol.models import SessionInfo, SessionStatus
 from collab_lsp.protocol.presence import PresenceBook
 from collab_lsp.protocol.server_frames import (
     Connected,
     Pong,
     ServerShutdown,
+    ServiceStatus,
     SessionCreated,
     You,
 )
@@ -41,14 +43,20 @@ from collab_lsp.relay.admission import (
     verify,
 )
 from collab_lsp.relay.auth import Authenticator
+from collab_lsp.relay.broker import Broker, BrokerUnavailable, LocalBroker, PresenceRoll
 from collab_lsp.relay.config import RelayConfig
 from collab_lsp.relay.connection import Connection
 from collab_lsp.relay.handlers import FrameHandlers, error_frame
 from collab_lsp.relay.metrics import Metrics
-from collab_lsp.relay.ratelimit import SlidingWindow
+from collab_lsp.relay.redis_broker import RedisBroker
 from collab_lsp.relay.room import Room
 from collab_lsp.relay.store import make_store
-from collab_lsp.relay.store.base import CommittedEvent, Store, StoreUnavailable
+from collab_lsp.relay.store.base import (
+    CommittedEvent,
+    ParticipantRecord,
+    Store,
+    StoreUnavailable,
+)
 
 __all__ = ["Relay"]
 
@@ -56,20 +64,26 @@ log = logging.getLogger("collab_lsp.relay")
 
 _SESSION_PATH = re.compile(r"^/ws/session/([A-Za-z0-9_\-]{1,64})/?$")
 _HARD_FRAME_LIMIT = 1024 * 1024
+_HEALTH_CHECK_SECONDS = 0.5
 
 
 class Relay:
-    def __init__(self, config: RelayConfig, store: Store | None = None) -> None:
+    def __init__(
+        self, config: RelayConfig, store: Store | None = None, broker: Broker | None = None
+    ) -> None:
         self.config = config
         self.store: Store = store or make_store(config)
+        self.broker: Broker = broker or _make_broker(config)
         self.metrics = Metrics()
         self.rooms: dict[str, Room] = {}
         self.connections: set[Connection] = set()
         self.auth: Authenticator | None = None
         self.handlers = FrameHandlers(self)
-        self._durable_limits: dict[str, SlidingWindow] = {}
+        self._opening: set[str] = set()
         self._server: Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._health_watch: asyncio.Task[None] | None = None
+        self._problem: str | None = None
         self._stopping = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._provider_key = (
@@ -84,6 +98,11 @@ class Relay:
 
     async def start(self) -> None:
         await self.store.open()
+        try:
+            await self.broker.start(self)
+        except BaseException:
+            await self.store.close()
+            raise
         self.store.add_listener(self._on_commit)
         secret = self.config.secret or await self.store.relay_secret()
         self.auth = Authenticator(
@@ -104,8 +123,15 @@ class Relay:
             server_header="collab-relay",
         )
         self.port = next(iter(self._server.sockets)).getsockname()[1]
-        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_presence())
-        log.info("relay listening on %s (store epoch %s)", self.url, self.store.epoch)
+        loop = asyncio.get_running_loop()
+        self._sweeper = loop.create_task(self._sweep_presence())
+        self._health_watch = loop.create_task(self._watch_health())
+        log.info(
+            "relay %s listening on %s (store epoch %s)",
+            self.broker.relay_id,
+            self.url,
+            self.store.epoch,
+        )
 
     @property
     def url(self) -> str:
@@ -116,8 +142,9 @@ class Relay:
         if self._stopping:
             return
         self._stopping = True
-        if self._sweeper is not None:
-            self._sweeper.cancel()
+        for task in (self._sweeper, self._health_watch):
+            if task is not None:
+                task.cancel()
         if self._server is not None:
             self._server.close(close_connections=False)
         notice = ServerShutdown(reason=reason).model_dump_json()
@@ -134,6 +161,10 @@ class Relay:
                 await asyncio.wait_for(self._server.wait_closed(), timeout=5)
             except TimeoutError:
                 log.warning("some connections did not close in time")
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.broker.stop()
         await self.store.close()
         log.info("relay stopped")
 
@@ -142,9 +173,10 @@ class Relay:
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = urlsplit(request.path).path
         if path == "/healthz":
-            healthy = self._healthy()
-            status = HTTPStatus.OK if healthy else HTTPStatus.SERVICE_UNAVAILABLE
-            return connection.respond(status, "ok\n" if healthy else "store unavailable\n")
+            problem = self.problem()
+            if problem is None:
+                return connection.respond(HTTPStatus.OK, "ok\n")
+            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, problem + "\n")
         if path == "/metrics":
             text = self.metrics.render(
                 open_connections=len(self.connections),
@@ -164,7 +196,40 @@ class Relay:
         return None
 
     def _healthy(self) -> bool:
-        return not self._stopping and self.store.healthy
+        return self.problem() is None
+
+    def problem(self) -> str | None:
+        """Why this relay cannot serve durable writes now; None when it can."""
+        if self._stopping:
+            return "the relay is shutting down"
+        if not self.store.healthy:
+            return "the database is unavailable"
+        return self.broker.problem
+
+    async def _watch_health(self) -> None:
+        """Tell every client when durable writes stop or start working, and heal the flag."""
+        while True:
+            await asyncio.sleep(_HEALTH_CHECK_SECONDS)
+            if not self.store.healthy:
+                with contextlib.suppress(StoreUnavailable):
+                    await self.store.probe()
+            problem = self.problem()
+            if problem != self._problem:
+                self._problem = problem
+                notice = self._service_status()
+                for connection in list(self.connections):
+                    if connection.room is not None:
+                        connection.send_control(notice)
+                if problem is None:
+                    log.info("durable writes work again")
+                    self._spawn(self._catch_up_all())
+                else:
+                    log.warning("durable writes refused: %s", problem)
+
+    def _service_status(self) -> str:
+        return ServiceStatus(
+            available=self._problem is None, reason=self._problem, timestamp=utc_now()
+        ).model_dump_json(exclude_none=True)
 
     # -- connections ---------------------------------------------------------------------------
 
@@ -205,7 +270,7 @@ class Relay:
         except ProtocolError as error:
             await self._refuse(connection, error)
             return False
-        except StoreUnavailable as error:
+        except (StoreUnavailable, BrokerUnavailable) as error:
             await self._refuse(connection, ProtocolError(ErrorCode.STORE_UNAVAILABLE, str(error)))
             return False
 
@@ -292,30 +357,71 @@ class Relay:
             role=identity.role,
             announce=room.needs_announcement(identity.user_id),
         )
+        first_here = not room.connections_of(identity.user_id)
         room.attach(connection, record)
         connection.room = room
+        if first_here:
+            self.broker.publish_arrival(room.session_id, identity.user_id)
         await self._send_snapshot(connection, room, frame, identity.personal_token)
 
     async def _room(self, session_id: str) -> Room | None:
         room = self.rooms.get(session_id)
         if room is not None:
             return room
-        session = await self.store.get_session(session_id)
-        if session is None:
-            return None
-        participants = await self.store.list_participants(session_id)
-        last_seq = await self.store.last_seq(session_id)
-        room = self.rooms.get(session_id)  # another join may have won the race
-        if room is None:
-            presence = PresenceBook(
-                cursor_interval=self.config.cursor_interval_seconds,
-                status_interval=self.config.presence_interval_seconds,
-                idle_after=self.config.idle_after_seconds,
-                away_after=self.config.away_after_seconds,
-            )
-            room = Room(session, participants, presence, self.metrics, last_seq=last_seq)
-            self.rooms[session_id] = room
-        return room
+        self._opening.add(session_id)
+        try:
+            # Subscribe before reading last_seq: any later commit then reaches the room.
+            await self.broker.watch(session_id)
+            session = await self.store.get_session(session_id)
+            if session is None:
+                return None
+            participants = await self.store.list_participants(session_id)
+            last_seq = await self.store.last_seq(session_id)
+            try:
+                roll = await self.broker.roll(session_id)
+            except BrokerUnavailable as error:
+                # Join anyway; the sweep learns who is elsewhere once Redis is back.
+                log.warning("cannot read who else is connected: %s", error)
+                roll = PresenceRoll()
+            room = self.rooms.get(session_id)  # another join may have won the race
+            if room is None:
+                room = self._new_room(session, participants, last_seq)
+                room.replace_remote(roll.remote)
+                self.rooms[session_id] = room
+            return room
+        finally:
+            self._opening.discard(session_id)
+            if session_id not in self.rooms:
+                self._unwatch(session_id)
+
+    def _new_room(
+        self, session: SessionInfo, participants: list[ParticipantRecord], last_seq: int
+    ) -> Room:
+        presence = PresenceBook(
+            cursor_interval=self.config.cursor_interval_seconds,
+            status_interval=self.config.presence_interval_seconds,
+            idle_after=self.config.idle_after_seconds,
+            away_after=self.config.away_after_seconds,
+        )
+        session_id = session.id
+
+        def publish(user_id: str, wire: str) -> None:
+            self.broker.publish_presence(session_id, user_id, wire)
+
+        return Room(
+            session,
+            participants,
+            presence,
+            self.metrics,
+            last_seq=last_seq,
+            publish_presence=publish,
+        )
+
+    def _unwatch(self, session_id: str) -> None:
+        def still_wanted() -> bool:
+            return session_id in self.rooms or session_id in self._opening
+
+        self._spawn(self.broker.unwatch(session_id, still_wanted))
 
     async def _send_snapshot(
         self, connection: Connection, room: Room, frame: JoinSession, personal_token: str | None
@@ -337,7 +443,7 @@ class Relay:
                 token=personal_token,
             ),
             participants=room.participants(),
-            presence=room.presence.snapshot(),
+            presence=room.presence_snapshot(),
             messages=[] if resumed else snapshot.messages,
             seq=snapshot.seq,
             epoch=self.store.epoch,
@@ -346,9 +452,10 @@ class Relay:
             timestamp=utc_now(),
         )
         base_seq = frame.resume_from if resumed and frame.resume_from is not None else snapshot.seq
-        if not connection.outbox.release(
-            [connected.model_dump_json(exclude_none=True)], replay, base_seq
-        ):
+        first = [connected.model_dump_json(exclude_none=True)]
+        if self._problem is not None:
+            first.append(self._service_status())
+        if not connection.outbox.release(first, replay, base_seq):
             self.metrics.slow_consumers_closed += 1
             connection.close_now(CloseCode.SLOW_CONSUMER, "too far behind: resume from last seq")
 
@@ -383,26 +490,101 @@ class Relay:
     async def _finish_leave(self, room: Room, user_id: str, reason: str) -> None:
         if self._stopping or not room.confirm_leave(user_id):
             return
+        self.broker.publish_departure(room.session_id, user_id)
+        if not room.is_online(user_id):  # not still connected to another relay
+            await self._record_leave(room, user_id, reason)
+        self._drop_room_if_idle(room)
+
+    async def _record_leave(self, room: Room, user_id: str, reason: str) -> None:
         try:
             await self.store.leave(room.session_id, user_id, reason)
         except (ProtocolError, StoreUnavailable) as error:
             log.info("could not record that %s left: %s", user_id, error)
-        self._drop_room_if_idle(room)
 
     def _drop_room_if_idle(self, room: Room) -> None:
         if room.is_empty() and self.rooms.get(room.session_id) is room:
             del self.rooms[room.session_id]
+            self._unwatch(room.session_id)
 
     # -- delivery ---------------------------------------------------------------------------
 
     def _on_commit(self, event: CommittedEvent) -> None:
+        """This relay committed an event: tell the other relays, deliver it here."""
+        if not event.duplicate:
+            self.broker.publish_event(event)
         room = self.rooms.get(event.session_id)
-        if room is None:
-            return
+        if room is not None:
+            # The handler that wrote it enforces it, after its ack (see ``enforce``).
+            self._accept(room, event, enforced_by_caller=event)
+
+    def _accept(
+        self, room: Room, event: CommittedEvent, enforced_by_caller: CommittedEvent | None = None
+    ) -> None:
+        """Deliver in seq order whatever ``event`` makes deliverable; fill gaps from the store."""
+        for ready in room.order.offer(event):
+            self._deliver(room, ready)
+            if ready is not enforced_by_caller:
+                self.enforce(room, ready)
+        if room.order.waiting and not room.filling:
+            room.filling = True
+            self._spawn(self._fill_gap(room))
+
+    def _deliver(self, room: Room, event: CommittedEvent) -> None:
         for slow in room.deliver(event):
             if not slow.closing:
                 self.metrics.slow_consumers_closed += 1
                 slow.close_now(CloseCode.SLOW_CONSUMER, "too far behind: resume from your last seq")
+
+    async def _fill_gap(self, room: Room) -> None:
+        try:
+            await self._catch_up(room)
+        except StoreUnavailable as error:
+            log.warning("cannot read missed events from the store: %s", error)
+        finally:
+            room.filling = False
+
+    # -- what the other relays say (BrokerListener) -----------------------------------------
+
+    def on_remote_event(self, session_id: str, seq: int, wire: str) -> None:
+        room = self.rooms.get(session_id)
+        if room is not None and seq > room.last_seq:
+            self._accept(room, _event_from_wire(session_id, seq, wire))
+
+    def on_remote_presence(
+        self, session_id: str, relay_id: str, user_id: str, wire: str | None
+    ) -> None:
+        room = self.rooms.get(session_id)
+        if room is not None:
+            room.remote_presence(relay_id, user_id, wire)
+
+    def on_remote_departure(self, session_id: str, relay_id: str, user_id: str) -> None:
+        room = self.rooms.get(session_id)
+        if room is not None:
+            room.remote_departure(relay_id, user_id)
+
+    def on_broker_restored(self) -> None:
+        """Redis is back (perhaps empty): register our users again, read what we missed."""
+        for room in list(self.rooms.values()):
+            self._spawn(self._reregister(room))
+
+    async def _reregister(self, room: Room) -> None:
+        users: dict[str, str | None] = {
+            user_id: room.presence_wire(user_id) if user_id in room.presence.users else None
+            for user_id in room.online()
+        }
+        try:
+            await self.broker.register(room.session_id, users)
+            await self._catch_up(room)
+        except (BrokerUnavailable, StoreUnavailable) as error:
+            log.warning("could not re-register session %s: %s", room.session_id, error)
+
+    async def _catch_up_all(self) -> None:
+        for room in list(self.rooms.values()):
+            try:
+                await self._catch_up(room)
+            except StoreUnavailable as error:
+                log.warning("cannot read the store: %s", error)
+                return
 
     def enforce(self, room: Room, event: CommittedEvent) -> None:
         """Disconnect whom a removal or the end of the session concerns.
@@ -425,27 +607,41 @@ class Relay:
                 room.sweep_presence()
                 try:
                     await self._catch_up(room)
-                except StoreUnavailable as error:
-                    log.warning("cannot read the store: %s", error)
+                    await self._reconcile(room)
+                except (StoreUnavailable, BrokerUnavailable) as error:
+                    log.warning("sweep of session %s failed: %s", room.session_id, error)
 
     async def _catch_up(self, room: Room) -> None:
-        """Deliver events another process wrote (say `collab-relay session end`)."""
-        if await self.store.last_seq(room.session_id) <= room.last_seq:
-            return
-        for seq, wire in await self.store.events_after(room.session_id, room.last_seq, 1000):
-            frame = json.loads(wire)
-            event = CommittedEvent(room.session_id, frame["id"], seq, frame["type"], frame, wire)
-            self._on_commit(event)
-            self.enforce(room, event)
+        """Deliver what the store has and this room has not seen.
 
-    # -- rate limits and errors ---------------------------------------------------------------
+        Events written by another process (`collab-relay session end`), by other
+        relays while the broker was away, or lost between them.
+        """
+        while await self.store.last_seq(room.session_id) > room.last_seq:
+            rows = await self.store.events_after(room.session_id, room.last_seq, 1000)
+            if not rows:
+                return
+            for seq, wire in rows:
+                if seq > room.last_seq + 1:
+                    log.warning(
+                        "session %s has no events %d..%d",
+                        room.session_id,
+                        room.last_seq + 1,
+                        seq - 1,
+                    )
+                    for ready in room.order.skip_to(seq - 1):
+                        self._deliver(room, ready)
+                        self.enforce(room, ready)
+                self._accept(room, _event_from_wire(room.session_id, seq, wire))
 
-    def durable_limit(self, user_id: str) -> SlidingWindow:
-        window = self._durable_limits.get(user_id)
-        if window is None:
-            window = SlidingWindow(self.config.durable_rate_per_minute, 60.0)
-            self._durable_limits[user_id] = window
-        return window
+    async def _reconcile(self, room: Room) -> None:
+        """Take the broker's word on who is connected elsewhere; mark the orphans as left."""
+        roll = await self.broker.roll(room.session_id)
+        room.replace_remote(roll.remote)
+        for user_id in roll.orphaned:
+            if room.is_participant(user_id) and not room.is_online(user_id):
+                log.info("%s was on a relay that stopped; marking them as left", user_id)
+                await self._record_leave(room, user_id, "timeout")
 
     async def _refuse(self, connection: Connection, error: ProtocolError) -> None:
         """Refuse a connection that could not join: say why, then close with a matching code."""
@@ -460,3 +656,18 @@ class Relay:
         self, connection: Connection, error: ProtocolError, ref: str | None
     ) -> None:
         await connection.websocket.send(error_frame(error, ref))
+
+
+def _make_broker(config: RelayConfig) -> Broker:
+    if config.redis_url:
+        return RedisBroker(
+            config.redis_url,
+            prefix=config.redis_prefix,
+            expiry_seconds=config.presence_expiry_seconds,
+        )
+    return LocalBroker()
+
+
+def _event_from_wire(session_id: str, seq: int, wire: str) -> CommittedEvent:
+    frame = json.loads(wire)
+    return CommittedEvent(session_id, frame["id"], seq, frame["type"], frame, wire)

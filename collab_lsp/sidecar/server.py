@@ -70,6 +70,8 @@ class CollabServer(LanguageServer):
         self._cursor_frame: dict[str, Any] | None = None
         self._cursor_timer: asyncio.TimerHandle | None = None
         self._last_cursor_sent = 0.0
+        self._inlay_timer: asyncio.TimerHandle | None = None
+        self._last_inlay_refresh = 0.0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._warned_unreachable = False
 
@@ -112,7 +114,9 @@ class CollabServer(LanguageServer):
         self.window_show_message(types.ShowMessageParams(type=kind, message=message))
 
     def notify(self, method: str, payload: dict[str, Any]) -> None:
-        self.protocol.notify(method, payload)
+        # The payloads are plain JSON already: sent as they are, not walked by pygls's
+        # cattrs converter first (4x the cost of json.dumps on a participants list).
+        self.protocol._send_data({"jsonrpc": "2.0", "method": method, "params": payload})
 
     # -- settings and the relay connection ---------------------------------------------------
 
@@ -186,6 +190,7 @@ class CollabServer(LanguageServer):
             "following": self.following,
             # Given once an invite is redeemed: rejoin with it (invites are often single-use).
             "personalToken": relay.token if relay and relay.token != self.settings.token else None,
+            "relayDegraded": self.view.unavailable,
         }
 
     # -- frames from the relay -------------------------------------------------------------
@@ -199,6 +204,18 @@ class CollabServer(LanguageServer):
         self.refresh(changes)
         if changes.reset:
             self.spawn(self.load_comments())
+        if frame.get("type") == "service_status":
+            self._announce_service(frame)
+
+    def _announce_service(self, frame: dict[str, Any]) -> None:
+        if frame.get("available"):
+            self.show("collab: the relay stores chat and comments again")
+        else:
+            self.show(
+                f"collab: the relay cannot store chat or comments right now "
+                f"({frame.get('reason') or 'unavailable'}); they are refused until it recovers",
+                types.MessageType.Warning,
+            )
 
     async def load_comments(self) -> None:
         """Every comment thread of the session, not only those in the recent history."""
@@ -353,10 +370,25 @@ class CollabServer(LanguageServer):
         self.notify("collab/remoteCursors", payload)
 
     def refresh_inlay_hints(self) -> None:
+        """Ask the editor to re-pull inlay hints: at most once per cursor interval (50 ms).
+
+        Every refresh is a request the editor answers (and VS Code then pulls hints for
+        every visible editor); one per presence update of everyone in the file was a
+        quarter of the sidecar's CPU at 10 people typing. The first change after a quiet
+        interval is refreshed at once, and the last change of a burst always is.
+        """
         capabilities = self.client_capabilities.workspace
         inlay = capabilities.inlay_hint if capabilities else None
-        if inlay is not None and inlay.refresh_support:
-            self.workspace_inlay_hint_refresh(None)
+        if inlay is None or not inlay.refresh_support or self._inlay_timer is not None:
+            return
+        due = self._last_inlay_refresh + limits.CURSOR_INTERVAL_SECONDS
+        delay = max(0.0, due - time.monotonic())
+        self._inlay_timer = asyncio.get_running_loop().call_later(delay, self._send_inlay_refresh)
+
+    def _send_inlay_refresh(self) -> None:
+        self._inlay_timer = None
+        self._last_inlay_refresh = time.monotonic()
+        self.workspace_inlay_hint_refresh(None)
 
     # -- follow mode ---------------------------------------------------------------------
 

@@ -32,5 +32,7 @@ __all__ = [
 def make_store(config: RelayConfig) -> Store:
     """PostgreSQL when a database URL is given (several relays share it), else the SQLite file."""
     if config.database_url:
-        return PostgresStore(config.database_url, schema=config.database_schema)
-    return SqliteStore(config.db, synchronous=config.synchronous)
+        return PostgresStore(
+            config.database_url, schema=config.database_schema, migrate=config.auto_migrate
+        )
+    return SqliteStore(config.db, synchronous=config.synchronous, migrate=config.auto_migrate)

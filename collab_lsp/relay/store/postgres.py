@@ -63,10 +63,11 @@ from collab_lsp.relay.store.sqlite import (
     _participant,
     _session,
     _user_info,
+    check_schema_version,
     new_id,
 )
 
-__all__ = ["PostgresStore"]
+__all__ = ["PostgresStore", "migrate_postgres", "postgres_schema_version"]
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,7 @@ class PostgresStore:
         min_size: int = 1,
         max_size: int = 10,
         timeout: float = 10.0,
+        migrate: bool = True,
     ) -> None:
         if schema is not None and not _SCHEMA_NAME.match(schema):
             raise ValueError(
@@ -135,6 +137,7 @@ class PostgresStore:
         self.min_size = min_size
         self.max_size = max_size
         self.timeout = timeout
+        self.migrate = migrate
         self.epoch = ""
         self._pool: Any = None
         self._listeners: list[OnCommit] = []
@@ -190,48 +193,16 @@ class PostgresStore:
     def add_listener(self, listener: OnCommit) -> None:
         self._listeners.append(listener)
 
+    async def probe(self) -> None:
+        """Run an empty transaction, so ``healthy`` turns True again once PostgreSQL is back."""
+        await self._write(lambda db: db.fetchval("SELECT 1"))
+
     async def relay_secret(self) -> str:
         return await self._meta("relay_secret", lambda: secrets.token_urlsafe(48))
 
     async def _migrate(self) -> None:
-        """Create the schema and apply pending migrations, one relay at a time.
-
-        A transaction-scoped advisory lock keyed by the schema name makes a second relay
-        starting at the same moment wait, then find the migrations applied. DDL is
-        transactional in Postgres, so a failed migration leaves nothing half-done.
-        """
-        key = int.from_bytes(
-            hashlib.sha256(f"collab-lsp:{self.schema or ''}".encode()).digest()[:8],
-            "big",
-            signed=True,
-        )
-
-        async def job(db: Connection) -> None:
-            await db.execute("SELECT pg_advisory_xact_lock($1)", key)
-            if self.schema:
-                await db.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-            await db.execute(BOOTSTRAP)
-            value = await db.fetchval("SELECT value FROM meta WHERE key = 'schema_version'")
-            version = int(value) if value is not None else 0
-            if version > len(MIGRATIONS):
-                raise StoreUnavailable(
-                    f"database schema version {version} is newer than this relay "
-                    f"({len(MIGRATIONS)}); upgrade collab-lsp"
-                )
-            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                await db.execute(script)
-                await db.execute(
-                    "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
-                    number,
-                    utc_now(),
-                )
-                await db.execute(
-                    "INSERT INTO meta (key, value) VALUES ('schema_version', $1) "
-                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    str(number),
-                )
-
-        await self._write(job)
+        """Apply pending migrations (or, with ``migrate`` False, check there are none)."""
+        await self._write(lambda db: migrate_postgres(db, self.schema, apply=self.migrate))
 
     async def _meta(self, key: str, default: Callable[[], str]) -> str:
         async def job(db: Connection) -> str:
@@ -869,6 +840,57 @@ class PostgresStore:
             return {"type": "session_ended", "ended_by": user_id or "admin"}
 
         return await self._event(session_id, user_id, client_id, build)
+
+
+# -- schema migrations -------------------------------------------------------------------
+
+
+async def postgres_schema_version(db: Connection) -> int:
+    """The schema version in the ``search_path`` schema; 0 where there are no tables yet."""
+    if await db.fetchval("SELECT to_regclass('meta')") is None:
+        return 0
+    value = await db.fetchval("SELECT value FROM meta WHERE key = 'schema_version'")
+    return int(value) if value is not None else 0
+
+
+async def migrate_postgres(
+    db: Connection, schema: str | None, *, apply: bool = True
+) -> tuple[int, int]:
+    """Create the schema and apply pending migrations, one relay at a time: ``(before, after)``.
+
+    Runs inside the caller's transaction, on a connection whose ``search_path`` is
+    ``schema``. A transaction-scoped advisory lock keyed by the schema name makes a second
+    relay starting at the same moment wait, then find the migrations applied. DDL is
+    transactional in Postgres, so a failed migration leaves nothing half-done. With
+    ``apply`` False nothing is created and a schema behind this code is refused.
+    """
+    if not apply:
+        version = await postgres_schema_version(db)
+        check_schema_version(version, len(MIGRATIONS), apply=False)
+        return version, version
+    key = int.from_bytes(
+        hashlib.sha256(f"collab-lsp:{schema or ''}".encode()).digest()[:8], "big", signed=True
+    )
+    await db.execute("SELECT pg_advisory_xact_lock($1)", key)
+    if schema:
+        await db.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+    await db.execute(BOOTSTRAP)
+    value = await db.fetchval("SELECT value FROM meta WHERE key = 'schema_version'")
+    version = int(value) if value is not None else 0
+    check_schema_version(version, len(MIGRATIONS), apply=True)
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        await db.execute(script)
+        await db.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
+            number,
+            utc_now(),
+        )
+        await db.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', $1) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            str(number),
+        )
+    return version, len(MIGRATIONS)
 
 
 # -- queries shared by single reads and the snapshot transaction -------------------------

@@ -44,7 +44,13 @@ from collab_lsp.relay.store.base import (
 )
 from collab_lsp.relay.store.schema import MIGRATIONS
 
-__all__ = ["SqliteStore", "new_id"]
+__all__ = [
+    "SqliteStore",
+    "check_schema_version",
+    "migrate_sqlite",
+    "new_id",
+    "sqlite_schema_version",
+]
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +88,16 @@ class SqliteStore:
     batch, not per statement), so the event loop is woken once per group commit.
     """
 
-    def __init__(self, path: str, *, synchronous: Literal["NORMAL", "FULL"] = "NORMAL") -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+        migrate: bool = True,
+    ) -> None:
         self.path = path
         self.synchronous = synchronous
+        self.migrate = migrate
         self.epoch = ""
         self._writer: sqlite3.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
@@ -138,6 +151,10 @@ class SqliteStore:
     def add_listener(self, listener: OnCommit) -> None:
         self._listeners.append(listener)
 
+    async def probe(self) -> None:
+        """Run an empty write, so ``healthy`` turns True again once the disk is writable."""
+        await self._write(lambda connection: connection.execute("SELECT 1").fetchone())
+
     async def relay_secret(self) -> str:
         return await self._meta("relay_secret", lambda: secrets.token_urlsafe(48))
 
@@ -152,27 +169,12 @@ class SqliteStore:
         connection.execute(f"PRAGMA synchronous={self.synchronous}")
         connection.execute("PRAGMA foreign_keys=ON")
         connection.execute("PRAGMA busy_timeout=5000")
-        self._migrate(connection)
+        try:
+            migrate_sqlite(connection, apply=self.migrate)
+        except BaseException:
+            connection.close()
+            raise
         return connection
-
-    @staticmethod
-    def _migrate(connection: sqlite3.Connection) -> None:
-        connection.execute(
-            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
-        )
-        row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        version = int(row[0]) if row else 0
-        if version > len(MIGRATIONS):
-            raise StoreUnavailable(
-                f"database schema version {version} is newer than this relay "
-                f"({len(MIGRATIONS)}); upgrade collab-lsp"
-            )
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            connection.executescript(
-                f"BEGIN IMMEDIATE;\n{script}\n"
-                f"INSERT INTO meta (key, value) VALUES ('schema_version', '{number}') "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value;\nCOMMIT;"
-            )
 
     async def _meta(self, key: str, default: Callable[[], str]) -> str:
         writer = self._require(self._writer)
@@ -315,7 +317,7 @@ class SqliteStore:
     async def list_sessions(self) -> list[SessionInfo]:
         rows = await self._fetchall(
             "SELECT id, title, status, token_count, health_score, host_id, created_at "
-            "FROM sessions ORDER BY created_at"
+            "FROM sessions ORDER BY created_at, rowid"
         )
         return [_session(row) for row in rows]
 
@@ -327,7 +329,8 @@ class SqliteStore:
 
     async def list_participants(self, session_id: str) -> list[ParticipantRecord]:
         rows = await self._fetchall(
-            _PARTICIPANT_SQL + " WHERE p.session_id = ? ORDER BY p.joined_at", (session_id,)
+            _PARTICIPANT_SQL + " WHERE p.session_id = ? ORDER BY p.joined_at, p.rowid",
+            (session_id,),
         )
         return [_participant(row) for row in rows]
 
@@ -839,6 +842,81 @@ class SqliteStore:
             return {"type": "session_ended", "ended_by": user_id or "admin"}
 
         return await self._event(session_id, user_id, client_id, build)
+
+
+# -- schema migrations -------------------------------------------------------------------
+
+
+def check_schema_version(version: int, latest: int, *, apply: bool) -> None:
+    """Refuse a schema newer than this code, and one behind it when migrating is off."""
+    if version > latest:
+        raise StoreUnavailable(
+            f"database schema version {version} is newer than this relay ({latest}); "
+            "upgrade collab-lsp"
+        )
+    if version < latest and not apply:
+        raise StoreUnavailable(
+            f"database schema version {version} is older than this relay's ({latest}) and "
+            "automatic migration is off (auto_migrate = false): run `collab-relay migrate`"
+        )
+
+
+def sqlite_schema_version(connection: sqlite3.Connection) -> int:
+    """The schema version recorded in the database; 0 for a new (empty) one."""
+    has_meta = connection.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+    ).fetchone()
+    if not has_meta:
+        return 0
+    row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate_sqlite(connection: sqlite3.Connection, *, apply: bool = True) -> tuple[int, int]:
+    """Apply pending migrations in one transaction; the schema version ``(before, after)``.
+
+    The version is read under the write lock (``BEGIN IMMEDIATE``), so two processes
+    migrating at once apply each migration once. With ``apply`` False nothing is written
+    and a schema behind this code is refused. ``connection`` is in autocommit mode
+    (``isolation_level=None``).
+    """
+    if not apply:
+        version = sqlite_schema_version(connection)
+        check_schema_version(version, len(MIGRATIONS), apply=False)
+        return version, version
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        version = sqlite_schema_version(connection)
+        check_schema_version(version, len(MIGRATIONS), apply=True)
+        for script in MIGRATIONS[version:]:
+            # Statement by statement: executescript() would commit the transaction.
+            for statement in _statements(script):
+                connection.execute(statement)
+        if version < len(MIGRATIONS):
+            connection.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (str(len(MIGRATIONS)),),
+            )
+        connection.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            connection.execute("ROLLBACK")
+        raise
+    return version, len(MIGRATIONS)
+
+
+def _statements(script: str) -> list[str]:
+    statements: list[str] = []
+    current = ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    if current.strip():
+        raise ValueError(f"incomplete SQL statement in a migration: {current.strip()[:60]!r}")
+    return statements
 
 
 # -- row mapping helpers ----------------------------------------------------------------
