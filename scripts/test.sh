@@ -12,11 +12,16 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[dev]'
-# nginx for tests/scaleout (they run deploy/nginx/collab-relay.conf in front of relays)
-if [ ! -x /usr/sbin/nginx ]; then
+# tests/scaleout: nginx (they run deploy/nginx/collab-relay.conf in front of relays) and
+# the redis-server binary (the outage tests start a private one)
+missing=""
+[ -x /usr/sbin/nginx ] || missing="$missing nginx"
+command -v redis-server >/dev/null || missing="$missing redis-server"
+if [ -n "$missing" ]; then
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx
+    # shellcheck disable=SC2086
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
 fi
 
 echo "== VS Code extension: type check and unit tests"

@@ -3,8 +3,10 @@
 It keeps one connection to one session: it reconnects with backoff and resumes
 from the last seq it saw, resends every unacknowledged durable frame with its
 original id (the relay applies each id once), and re-sends the latest cursor and
-presence so the others see where we are. Frames that are not replies to a request
-go to ``on_frame`` in the order the relay sent them.
+presence so the others see where we are. A durable frame refused because the relay
+cannot store right now waits and goes again when the relay says it stores again
+(``park_unstored``; programs that would rather report it turn that off). Frames
+that are not replies to a request go to ``on_frame`` in the order the relay sent them.
 """
 
 from __future__ import annotations
@@ -110,6 +112,7 @@ class _Pending:
     future: asyncio.Future[dict[str, Any]]
     expect: str
     durable: bool
+    parked: bool = False
 
 
 @dataclass
@@ -123,6 +126,9 @@ class RelayClient:
     on_state: Callable[[ClientState, str | None], None] = lambda state, detail: None
     backoff: Backoff = field(default_factory=Backoff)
     open_timeout: float = 10.0
+    # A durable frame the relay could not store (its database or Redis is down) waits and
+    # is sent again when the relay says it stores again; False: refuse it to the caller.
+    park_unstored: bool = True
 
     state: ClientState = ClientState.OFFLINE
     last_seq: int | None = None
@@ -139,6 +145,7 @@ class RelayClient:
         self._websocket: ClientConnection | None = None
         self._runner: asyncio.Task[None] | None = None
         self._first_attempt: asyncio.Future[None] | None = None
+        self._resending: set[asyncio.Task[None]] = set()
         self._stopping = False
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -285,6 +292,7 @@ class RelayClient:
             self._joined(first)
             for pending in list(self._pending.values()):
                 if pending.durable:
+                    pending.parked = False
                     await self._send(pending.frame)
             for frame in self._presence.values():
                 await self._send(frame)
@@ -324,7 +332,11 @@ class RelayClient:
 
     def _dispatch(self, frame: dict[str, Any]) -> None:
         kind = frame.get("type")
+        if kind == "service_status" and frame.get("available"):
+            self._resend_parked()
         if kind in _REPLY_TYPES and frame.get("ref") in self._pending:
+            if self._park(frame):
+                return
             pending = self._pending.pop(frame["ref"])
             if pending.future.done():
                 return
@@ -340,6 +352,27 @@ class RelayClient:
         if "seq" in frame and kind not in _NOT_SEQUENCED:
             self.last_seq = max(self.last_seq or 0, int(frame["seq"]))
         self.on_frame(frame)
+
+    def _park(self, reply: dict[str, Any]) -> bool:
+        """Keep a durable frame the relay could not store, to send it again later."""
+        pending = self._pending[reply["ref"]]
+        if not (
+            self.park_unstored
+            and pending.durable
+            and reply.get("type") == "error"
+            and reply.get("error_code") == ErrorCode.STORE_UNAVAILABLE.value
+        ):
+            return False
+        pending.parked = True
+        return True
+
+    def _resend_parked(self) -> None:
+        for pending in self._pending.values():
+            if pending.parked:
+                pending.parked = False
+                task = asyncio.get_running_loop().create_task(self._send(pending.frame))
+                self._resending.add(task)
+                task.add_done_callback(self._resending.discard)
 
     def _after_close(self, websocket: ClientConnection) -> None:
         code = websocket.close_code

@@ -34,8 +34,14 @@ class SessionMirror:
         # With ``record``, every frame from the join on waits here, so a reader that
         # starts after ``start()`` misses nothing.
         self.events: asyncio.Queue[dict[str, Any]] | None = asyncio.Queue() if record else None
+        # Programs report a relay that cannot store rather than wait for it to recover.
         self.client = RelayClient(
-            relay_url, token, session_id=session_id, name=name, on_frame=self._on_frame
+            relay_url,
+            token,
+            session_id=session_id,
+            name=name,
+            on_frame=self._on_frame,
+            park_unstored=False,
         )
 
     async def start(self) -> None:

@@ -210,10 +210,12 @@ class Relay:
         """Tell every client when durable writes stop or start working, and heal the flag."""
         while True:
             await asyncio.sleep(_HEALTH_CHECK_SECONDS)
+            # Report what was seen before probing, so every outage is announced even
+            # when the probe finds the database back already.
+            problem = self.problem()
             if not self.store.healthy:
                 with contextlib.suppress(StoreUnavailable):
                     await self.store.probe()
-            problem = self.problem()
             if problem != self._problem:
                 self._problem = problem
                 notice = self._service_status()

@@ -87,6 +87,19 @@ async def test_presence_is_shared_across_relays(group: Cluster) -> None:
         moved["presence"]["cursor"]["line"] == 7 and moved["presence"]["cursor"]["column"] == 3
     )
 
+    # A burst crosses relays coalesced, like local fan-out: fewer frames, the last one final.
+    for line in range(10, 40):
+        await alice.send({"type": "cursor_update", "data": {**cursor, "line": line}})
+    received = 0
+    while True:
+        frame = await bob.expect("presence_update", user_id="alice")
+        received += 1
+        if frame["presence"]["cursor"]["line"] == 39:
+            break
+    assert received < 30, "every cursor move crossed the relays: nothing was coalesced"
+    await alice.send({"type": "cursor_update", "data": cursor})
+    await bob.expect("presence_update", user_id="alice")
+
     # Someone joining later, on either relay, finds alice's cursor in the snapshot.
     carol = await two.join(session_id, "carol")
     presence = carol.connected["presence"]  # type: ignore[index]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from collab_lsp.client.client import RelayClient
 from collab_lsp.protocol.permissions import Role
 from tests.helpers import TIMEOUT, Client
 from tests.scaleout.cluster import Cluster, until_health
@@ -70,6 +71,9 @@ async def test_postgres_unavailable_then_back(group: Cluster) -> None:
         session_id = await group.create_session()
         alice = await one.join(session_id, "alice", Role.HOST)
         bob = await two.join(session_id, "bob")
+        # An editor's client (RelayClient, as in the sidecar) on the other relay.
+        erin = RelayClient(two.url, two.token(session_id, "erin"), session_id=session_id)
+        await erin.start()
         acked = []
         for n in range(3):
             ack = await alice.request({"type": "chat_message", "content": f"m{n}"})
@@ -77,6 +81,8 @@ async def test_postgres_unavailable_then_back(group: Cluster) -> None:
 
         await proxy.cut()
         await refused_until_back(alice, "while the database is away")
+        # The client keeps what the relay could not store and sends it when it can.
+        held = asyncio.create_task(erin.request({"type": "chat_message", "content": "held"}))
         for relay in (one, two):
             body = await until_health(relay, 503)
             assert "database" in body
@@ -86,7 +92,13 @@ async def test_postgres_unavailable_then_back(group: Cluster) -> None:
         await proxy.start()  # the same port again
         for relay in (one, two):
             await until_health(relay, 200)
-        await alice.expect("service_status", available=True, timeout=TIMEOUT * 2)
+        try:
+            await alice.expect("service_status", available=True, timeout=TIMEOUT * 2)
+        except TimeoutError:
+            raise AssertionError(f"{alice.inbox}\n{group.logs()}") from None
+        held_ack = await asyncio.wait_for(held, TIMEOUT)
+        acked.append(held_ack["id"])
+        await bob.expect("chat_message", id=held_ack["id"])
         ack = await alice.request({"type": "chat_message", "content": "back"})
         assert ack["type"] == "ack", ack
         acked.append(ack["id"])
@@ -96,6 +108,7 @@ async def test_postgres_unavailable_then_back(group: Cluster) -> None:
         carol = await two.join(session_id, "carol")
         stored = [m["id"] for m in carol.connected["messages"] if m["message_type"] == "chat"]  # type: ignore[index]
         assert stored == acked
+        await erin.close()
     finally:
         await proxy.cut()
 
