@@ -145,6 +145,15 @@ async def test_removal_and_role_changes_take_effect_on_every_relay(group: Cluste
     assert code == 4003, (code, frames)
     assert any(f["type"] == "user_removed" for f in frames)
 
+    # The end of the session closes everyone, on every relay.
+    dave = await one.join(session_id, "dave")
+    ack = await alice.request({"type": "end_session"})
+    assert ack["type"] == "ack", ack
+    for client in (carol, dave):
+        frames, code = await read_until_closed(client)
+        assert code == 4010, (code, frames)
+        assert frames[-1]["type"] == "session_ended"
+
 
 async def test_rate_limits_hold_per_user_across_relays(group: Cluster) -> None:
     limited = {"COLLAB_RELAY_DURABLE_RATE_PER_MINUTE": "4"}
