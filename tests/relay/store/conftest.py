@@ -8,7 +8,6 @@ cases fail with the reason: they are never skipped (CI has the service).
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -17,8 +16,7 @@ import asyncpg  # type: ignore[import-untyped]
 import pytest
 
 from collab_lsp.relay.store import PostgresStore, SqliteStore, Store
-
-PG_DSN = os.environ.get("COLLAB_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+from tests.services import PG_DSN
 
 MakeStore = Callable[[], Store]
 MakePostgres = Callable[..., PostgresStore]

@@ -8,9 +8,7 @@ stop it, as a network partition or a restarting server would.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
@@ -21,6 +19,7 @@ from collab_lsp.relay.store import CommittedEvent, PostgresStore, StoreUnavailab
 from collab_lsp.relay.store.pg_schema import MIGRATIONS
 from tests.relay.store.conftest import PG_DSN, MakePostgres
 from tests.relay.store.test_contract import chat, new_session
+from tests.services import TcpProxy, dsn_through, postgres_proxy
 
 
 async def test_two_relays_writing_to_one_session_share_one_gap_free_seq(
@@ -137,65 +136,12 @@ def test_a_schema_name_must_be_an_identifier() -> None:
 # -- the database goes away ---------------------------------------------------------------------
 
 
-class Proxy:
-    """A TCP forwarder to the real server that can be cut and restored on the same port."""
-
-    def __init__(self, target_host: str, target_port: int) -> None:
-        self.target = (target_host, target_port)
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def cut(self) -> None:
-        """Stop listening and drop every forwarded connection."""
-        assert self._server is not None
-        self._server.close()
-        for writer in list(self._writers):
-            writer.close()
-        self._writers.clear()
-        await self._server.wait_closed()
-        self._server = None
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            writer.close()
-            return
-        self._writers |= {writer, up_writer}
-        await asyncio.gather(
-            self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True
-        )
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        finally:
-            self._writers.discard(writer)
-            writer.close()
-
-
 @pytest.fixture
-async def proxy() -> AsyncIterator[Proxy]:
-    parts = urlsplit(PG_DSN)
-    forwarder = Proxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+async def proxy() -> AsyncIterator[TcpProxy]:
+    forwarder = postgres_proxy()
     await forwarder.start()
     yield forwarder
-    with contextlib.suppress(AssertionError):
-        await forwarder.cut()
-
-
-def through(proxy: Proxy) -> str:
-    parts = urlsplit(PG_DSN)
-    netloc = parts.netloc.rsplit("@", 1)
-    where = f"127.0.0.1:{proxy.port}"
-    return urlunsplit(parts._replace(netloc=f"{netloc[0]}@{where}" if len(netloc) > 1 else where))
+    await forwarder.cut()
 
 
 async def test_an_unreachable_database_is_a_clear_store_unavailable() -> None:
@@ -209,9 +155,9 @@ async def test_an_unreachable_database_is_a_clear_store_unavailable() -> None:
 
 
 async def test_losing_the_database_makes_the_store_unhealthy_until_it_is_back(
-    make_postgres: MakePostgres, proxy: Proxy
+    make_postgres: MakePostgres, proxy: TcpProxy
 ) -> None:
-    store = make_postgres(through(proxy), timeout=2)
+    store = make_postgres(dsn_through(proxy), timeout=2)
     await store.open()
     session_id = await new_session(store)
     assert store.healthy
