@@ -35,5 +35,8 @@ echo "== ruff"
 .venv/bin/ruff format --check collab_lsp tests
 echo "== mypy"
 .venv/bin/mypy
+echo "== Neovim 0.10 and 0.11 for tests/neovim (cached in ~/.cache/collab-lsp)"
+./scripts/setup-neovim.sh
+export COLLAB_TEST_NVIM_REQUIRE=0.10,0.11  # here a missing version fails, never skips
 echo "== pytest"
 .venv/bin/python -m pytest "$@"

@@ -1,13 +1,15 @@
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.neovim.harness import Neovim
+from tests.neovim.harness import Neovim, Nvim, discover_nvims
 
+NVIMS = discover_nvims()
 APP = "import os\n\n\ndef main():\n    print('héllo😀 world')\n    return 0\n"
 
 
@@ -35,20 +37,35 @@ def workspace(tmp_path: Path) -> Path:
     return root
 
 
+@pytest.fixture(params=NVIMS, ids=[nvim.id for nvim in NVIMS])
+def nvim_binary(request: pytest.FixtureRequest) -> str:
+    """Each test that uses Neovim runs once per Neovim version (see harness.discover_nvims)."""
+    nvim: Nvim = request.param
+    if nvim.path is None:
+        if nvim.required:
+            pytest.fail(f"{nvim.id}: {nvim.problem}", pytrace=False)
+        pytest.skip(f"{nvim.id}: {nvim.problem}")
+    return nvim.path
+
+
 @pytest.fixture
-async def neovims(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
+async def neovims(tmp_path: Path, nvim_binary: str) -> AsyncIterator[Callable[..., Any]]:
     """Start headless Neovims with the plugin: ``await neovims(workspace, **setup)``."""
     started: list[Neovim] = []
 
     async def make(root: Path, **setup: Any) -> Neovim:
         home = tmp_path / f"nvim{len(started)}"
         home.mkdir()
-        nvim = Neovim(home)
+        nvim = Neovim(home, nvim_binary)
         started.append(nvim)
         await nvim.start(root_dir=str(root), **setup)
         await nvim.command(f"cd {root}")
         return nvim
 
     yield make
+    problems: list[str] = []
     for nvim in started:
+        with contextlib.suppress(Exception):  # (a Neovim that is gone has nothing to add)
+            problems += await nvim.problems()
         await nvim.stop()
+    assert not problems, f"Neovim reported: {problems}"

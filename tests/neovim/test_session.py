@@ -261,10 +261,12 @@ async def test_chat_round_trips_through_the_chat_buffer(
     nvim = await _bob(relay, neovims, workspace, sid)
     await nvim.command("Collab chat")
     chat_lines = "return vim.api.nvim_buf_get_lines(require('collab.chat').buf, 0, -1, false)"
-    lines = await nvim.wait(
-        chat_lines, lambda ls: any("alice: morning!" in line for line in ls), what="history"
+    # the prompt line stays last (it appears once insert mode has started)
+    await nvim.wait(
+        chat_lines,
+        lambda ls: any("alice: morning!" in line for line in ls) and ls[-1].startswith("> "),
+        what="history above the prompt line",
     )
-    assert lines[-1].startswith("> ")  # the prompt line stays last
     assert await nvim.lua("return vim.bo.buftype") == "prompt"
 
     # alice says something: it arrives as it is sent
