@@ -46,9 +46,13 @@ def column_to_lsp_character(line_text: str, column: int, encoding: PositionEncod
     remote line may be longer than ours while the documents are out of sync.
     """
     code_points = min(max(column - 1, 0), len(line_text))
-    if encoding is PositionEncoding.UTF32:
-        return code_points
-    return sum(_units(c, encoding) for c in line_text[:code_points])
+    if encoding is PositionEncoding.UTF32 or line_text.isascii():
+        return code_points  # one unit per character (isascii() is O(1) in CPython)
+    # The codecs count in C; "surrogatepass" counts a lone surrogate as _units does.
+    prefix = line_text[:code_points]
+    if encoding is PositionEncoding.UTF16:
+        return len(prefix.encode("utf-16-le", "surrogatepass")) // 2
+    return len(prefix.encode("utf-8", "surrogatepass"))
 
 
 def lsp_character_to_column(line_text: str, character: int, encoding: PositionEncoding) -> int:
@@ -57,7 +61,7 @@ def lsp_character_to_column(line_text: str, character: int, encoding: PositionEn
     An offset inside a multi-unit character rounds down to that character, as the
     LSP specification asks of positions that split a character.
     """
-    if encoding is PositionEncoding.UTF32:
+    if encoding is PositionEncoding.UTF32 or line_text.isascii():
         return min(max(character, 0), len(line_text)) + 1
     consumed = 0
     for index, char in enumerate(line_text):

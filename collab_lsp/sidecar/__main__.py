@@ -8,6 +8,7 @@ import sys
 
 from collab_lsp.logs import install_token_mask
 from collab_lsp.sidecar.features import build_server
+from collab_lsp.sidecar.stdio import serve_stdio
 
 __all__ = ["main"]
 
@@ -29,7 +30,7 @@ def main() -> int:
         else logging.WARNING
     )
     logging.getLogger("websockets").setLevel(logging.WARNING)
-    build_server().start_io()
+    serve_stdio(build_server())
     return 0
 
 

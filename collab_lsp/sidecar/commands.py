@@ -142,15 +142,25 @@ async def _request(
 
 
 async def _durable(
-    server: CollabServer, frame: dict[str, Any], on_done: Callable[[], None] | None = None
+    server: CollabServer,
+    frame: dict[str, Any],
+    on_done: Callable[[], None] | None = None,
+    on_sent: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
-    """Send a durable frame; answer once acknowledged, or 'pending' while offline."""
+    """Send a durable frame; answer once acknowledged, or 'pending' while offline.
+
+    ``on_sent`` runs right after the frame was handed to the connection (or queued while
+    offline): work for this editor that the others need not wait for.
+    """
     relay = _connected(server)
     # Not reported by spawn: a refusal within the wait is this command's error; only one
     # that comes after the command answered 'pending' is shown as a message.
     task = server.spawn(relay.request(frame), report=False)
     if on_done is not None:
         task.add_done_callback(lambda _: on_done())
+    if on_sent is not None:
+        # Scheduled after the task's first step, which sends the frame.
+        asyncio.get_running_loop().call_soon(on_sent)
     done, _ = await asyncio.wait({task}, timeout=_ACK_WAIT_SECONDS)
     if not done:
         server.report_failure_later(task)
@@ -251,15 +261,19 @@ async def add_comment(server: CollabServer, arguments: list[Any]) -> dict[str, A
     server.pending_comments[frame_id] = _pending_thread(server, frame_id, data)
     if document is not None:
         document.anchors[frame_id] = render.Anchor(start_line, end_line)
-    server.publish(file)
-    server.send_threads(file)
+
+    def show() -> None:
+        # The pending thread, once the frame is on its way: re-rendering every thread of
+        # the file first would delay the comment for everyone else.
+        server.publish(file)
+        server.send_threads(file)
 
     def settled() -> None:
         server.pending_comments.pop(frame_id, None)
         server.publish(file)
         server.send_threads(file)
 
-    return await _durable(server, frame, on_done=settled)
+    return await _durable(server, frame, on_done=settled, on_sent=show)
 
 
 def _comment_lines(args: AddCommentArgs) -> tuple[int, int]:

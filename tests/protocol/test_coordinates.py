@@ -97,3 +97,28 @@ def test_round_trip_for_every_column(text: str, data: st.DataObject) -> None:
             UTF32: len(prefix),
         }[encoding]
         assert character == expected
+
+
+@given(text=st.text(max_size=40), data=st.data())
+def test_lone_surrogates_count_as_the_codecs_count_them(text: str, data: st.DataObject) -> None:
+    # A JSON "\\ud800" escape gives a str with a lone surrogate: one UTF-16 unit, three bytes.
+    text = text + "\ud800" + text
+    column = data.draw(st.integers(min_value=1, max_value=len(text) + 1))
+    prefix = text[: column - 1]
+    utf8 = column_to_lsp_character(text, column, UTF8)
+    assert utf8 == len(prefix.encode("utf-8", "surrogatepass"))
+    utf16 = column_to_lsp_character(text, column, UTF16)
+    assert utf16 == len(prefix.encode("utf-16-le", "surrogatepass")) // 2
+    assert lsp_character_to_column(text, utf8, UTF8) == column
+    assert lsp_character_to_column(text, utf16, UTF16) == column
+
+
+@given(text=st.text(alphabet=st.characters(max_codepoint=127), max_size=60), data=st.data())
+def test_ascii_lines_are_one_unit_per_character(text: str, data: st.DataObject) -> None:
+    column = data.draw(st.integers(min_value=-3, max_value=len(text) + 5))
+    character = data.draw(st.integers(min_value=-3, max_value=len(text) + 5))
+    for encoding in PositionEncoding:
+        assert column_to_lsp_character(text, column, encoding) == min(max(column - 1, 0), len(text))
+        assert lsp_character_to_column(text, character, encoding) == (
+            min(max(character, 0), len(text)) + 1
+        )
