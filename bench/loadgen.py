@@ -53,6 +53,12 @@ def proc_rss_kib(pid: int) -> int:
     return 0
 
 
+def machine_busy_seconds() -> float:
+    """CPU time every process on the machine used (all cores), from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return (sum(values) - values[3] - values[4]) / TICKS  # less idle and iowait
+
+
 def own_cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -230,13 +236,19 @@ class Window:
         self.t0 = time.monotonic()
         self.s0 = proc_cpu_seconds(self.pid)
         self.l0 = own_cpu_seconds()
+        self.m0 = machine_busy_seconds()
 
     def stop(self) -> dict[str, float]:
         wall = time.monotonic() - self.t0
+        server = proc_cpu_seconds(self.pid) - self.s0
+        own = own_cpu_seconds() - self.l0
+        machine = machine_busy_seconds() - self.m0
         return {
             "seconds": wall,
-            "server_cpu_pct": 100 * (proc_cpu_seconds(self.pid) - self.s0) / wall,
-            "loadgen_cpu_pct": 100 * (own_cpu_seconds() - self.l0) / wall,
+            "server_cpu_pct": 100 * server / wall,
+            "loadgen_cpu_pct": 100 * own / wall,
+            # Everything else running meanwhile (other people's tests...), % of one core.
+            "others_cpu_pct": max(0.0, 100 * (machine - server - own) / wall),
             "server_rss_mib": proc_rss_kib(self.pid) / 1024,
         }
 

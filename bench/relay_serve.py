@@ -5,7 +5,8 @@ Starts ``collab_lsp.relay.server.Relay`` on 127.0.0.1, port 0, with a fresh SQLi
 store, optionally seeds ``--history`` chat messages into the first, prints one JSON line
 (``port``, ``pid``, ``sessions``, ``secret``, where ``collab_lsp`` was imported from), and
 serves until SIGTERM. ``--pythonpath DIR`` imports ``collab_lsp`` from DIR first (a scratch
-copy with a candidate fix).
+copy with a candidate fix). ``--loop`` picks the event loop: ``auto`` (the default) runs
+uvloop when it is installed, like `collab-relay serve`; ``asyncio`` or ``uvloop`` force one.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
-async def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=1)
     parser.add_argument("--history", type=int, default=0)
@@ -32,7 +33,19 @@ async def main() -> None:
     parser.add_argument("--cursor-interval", type=float, default=None)
     parser.add_argument("--durable-rate", type=int, default=None)
     parser.add_argument("--pythonpath", default=None)
+    parser.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto")
     args = parser.parse_args()
+    if args.loop == "auto":
+        try:
+            import uvloop  # noqa: F401
+        except ImportError:
+            args.loop = "asyncio"
+        else:
+            args.loop = "uvloop"
+    return args
+
+
+async def main(args: argparse.Namespace) -> None:
     sys.path.insert(0, args.pythonpath or str(REPO))
     import collab_lsp
     from collab_lsp.protocol.models import MessageType, ParticipantKind
@@ -85,6 +98,7 @@ async def main() -> None:
         "collab_lsp": str(Path(collab_lsp.__file__).parent),
         "config": config.model_dump(exclude={"secret", "database_url"}),
         "seed_seconds": time.perf_counter() - seeded,
+        "loop": args.loop,
     }
     print(json.dumps(ready), flush=True)
     stop = asyncio.get_running_loop().create_future()
@@ -94,4 +108,10 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    ARGS = parse_args()
+    if ARGS.loop == "uvloop":
+        import uvloop
+
+        uvloop.run(main(ARGS))
+    else:
+        asyncio.run(main(ARGS))

@@ -58,6 +58,7 @@ class Server:
             cmd = [sys.executable, str(BENCH / "relay_serve.py"), "--secret", secrets.token_hex(24)]
             if opts.relay_pythonpath:
                 cmd += ["--pythonpath", opts.relay_pythonpath]
+            cmd += ["--loop", getattr(opts, "loop", "auto")]
             for key, value in relay_args.items():
                 if value is not None:
                     cmd += [f"--{key.replace('_', '-')}", str(value)]
@@ -109,16 +110,33 @@ def load(server: Server, spec: dict[str, Any]) -> dict[str, Any]:
 def point(
     kind: str, opts: argparse.Namespace, spec: dict[str, Any], **relay: Any
 ) -> dict[str, Any]:
-    before = loadavg()
-    server = Server(kind, opts, sessions=spec["n_sessions"], **relay)
-    try:
-        result = load(server, spec)
-    finally:
-        server.stop()
-    result.update(server=kind, load_before=before, load_after=loadavg())
+    """Measure one point; again (after a pause) while other processes competed with it.
+
+    Other people's tests on this shared machine come in bursts: a point during which the
+    rest of the machine used more than ``opts.quiet`` % of a core is measured again, up to
+    ``opts.retries`` times, and the attempt with the least such load is kept.
+    """
+    best: dict[str, Any] | None = None
     label = spec.get("label", "")
-    print(f"  {kind:9s} {spec['mode']:7s} {label}: {short(result)}", flush=True)
-    return result
+    for attempt in range(1, opts.retries + 2):
+        before = loadavg()
+        server = Server(kind, opts, sessions=spec["n_sessions"], **relay)
+        try:
+            result = load(server, spec)
+        finally:
+            server.stop()
+        result.update(server=kind, load_before=before, load_after=loadavg(), attempts=attempt)
+        print(f"  {kind:9s} {spec['mode']:7s} {label}: {short(result)}", flush=True)
+        noise = result.get("others_cpu_pct") or 0.0
+        if best is None or noise < (best.get("others_cpu_pct") or 0.0):
+            best = result
+        if noise <= opts.quiet or attempt > opts.retries:
+            break
+        print(f"    other processes used {noise:.0f}% of a core: measuring again", flush=True)
+        time.sleep(opts.retry_pause)
+    assert best is not None
+    best["attempts"] = attempt
+    return best
 
 
 def short(r: dict[str, Any]) -> str:
@@ -136,6 +154,15 @@ def short(r: dict[str, Any]) -> str:
             f"{fmt(r['ack_ms']['p99'])} errors {r['errors']} srv {r['server_cpu_pct']:.0f}%"
         )
     return json.dumps(r)[:200]
+
+
+def others(r: dict[str, Any]) -> str:
+    """CPU that other processes used during the point (% of one core, machine-wide)."""
+    value = r.get("others_cpu_pct")
+    if value is None:
+        return "—"
+    attempts = r.get("attempts", 1)
+    return f"{value:.0f}%" + (f" (try {attempts})" if attempts > 1 else "")
 
 
 def fmt(value: float | None, digits: int = 1) -> str:
@@ -271,7 +298,11 @@ def report(res: dict[str, Any], opts: argparse.Namespace, took: float) -> str:
         f"{res['load_after']} after). Each point starts a fresh server process pinned to core "
         f"{RELAY_CORE} and a fresh load generator pinned to core {LOADGEN_CORE} (`taskset`), "
         "on 127.0.0.1; compression off on both servers. The relay runs from "
-        f"`{res['collab_lsp']}` with a fresh SQLite file (synchronous=NORMAL)."
+        f"`{res['collab_lsp']}` on the {res['relay_loop']} event loop with a fresh SQLite file "
+        "(synchronous=NORMAL); the reference on asyncio's. Other people's tests share the "
+        f"machine: a point during which other processes used more than {opts.quiet:g}% of a "
+        f"core was measured again, up to {opts.retries} times {opts.retry_pause:g} s apart, "
+        "and the quietest attempt is shown (*others' CPU*, with the attempt number)."
     )
     out.append("")
     out.append(
@@ -322,8 +353,8 @@ def table_fanout(rows: list[dict[str, Any]]) -> list[str]:
         "",
         "| sessions x participants | server | delivered/s | ratio | p50 ms | p99 ms | max ms "
         "| lost / pair-updates (final missing) | server CPU | server RSS MiB | gen CPU "
-        "| load before → after |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| others' CPU | load before → after |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     ref = {(r["sessions"], r["participants"]): r for r in rows if r["server"] == "reference"}
     for r in rows:
@@ -335,12 +366,15 @@ def table_fanout(rows: list[dict[str, Any]]) -> list[str]:
             f"| {ratio(r['delivered_per_s'], base['delivered_per_s']) if base else '—'} "
             f"| {fmt(lat['p50'])} | {fmt(lat['p99'])} | {fmt(lat['max'])} | {losses(r)} "
             f"| {r['server_cpu_pct']:.0f}% | {r['server_rss_mib']:.1f} "
-            f"| {r['loadgen_cpu_pct']:.0f}% | {r['load_before']} → {r['load_after']} |"
+            f"| {r['loadgen_cpu_pct']:.0f}% | {others(r)} "
+            f"| {r['load_before']} → {r['load_after']} |"
         )
     out += [
         "",
         "ratio = relay ÷ reference, same shape, same run. Latency ratios are in the targets "
-        "table below.",
+        "table below. *others' CPU* is what every other process on the machine used during "
+        "the measured window (% of one core, out of 200%): anything above a few percent "
+        "competes with the server or the generator and shows in the latencies.",
         "",
     ]
     return out
@@ -365,8 +399,8 @@ def table_saturation(rows: list[dict[str, Any]]) -> list[str]:
         "",
         "| server | rate/s per participant | offered deliveries/s | delivered/s | p50 ms "
         "| p99 ms | max ms | lost (final missing) | coalesced | server CPU | gen CPU "
-        "| sustained? |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| others' CPU | sustained? |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         lat = r["latency_ms"]
@@ -375,7 +409,7 @@ def table_saturation(rows: list[dict[str, Any]]) -> list[str]:
             f"| {r['delivered_per_s']:,.0f} | {fmt(lat['p50'])} | {fmt(lat['p99'])} "
             f"| {fmt(lat['max'])} | {r['lost']} ({r['final_position_missing']}) "
             f"| {r['coalesced']:,} | {r['server_cpu_pct']:.0f}% | {r['loadgen_cpu_pct']:.0f}% "
-            f"| {'no' if saturated(r) else 'yes'} |"
+            f"| {others(r)} | {'no' if saturated(r) else 'yes'} |"
         )
     out.append("")
     ref = best_sustained(rows, "reference")
@@ -408,11 +442,13 @@ def table_durable(rows: list[dict[str, Any]]) -> list[str]:
         "(`synchronous=NORMAL`, group commit), with the per-user rate limit lifted by config: "
         f"`durable_rate_per_minute = {DURABLE_RATE}` (`RelayConfig(durable_rate_per_minute="
         f"{DURABLE_RATE})`, or `COLLAB_RELAY_DURABLE_RATE_PER_MINUTE={DURABLE_RATE}`). "
-        "Ack latency = send → ack receipt.",
+        "Ack latency = send → ack receipt. In the closed loop every sender has one message "
+        "outstanding, so the mean ack latency is (senders ÷ acked/s) by Little's law: "
+        "its latency shows the throughput, not a queue that could be avoided.",
         "",
         "| load | server | offered/s | acked/s | ratio | ack p50 ms | ack p99 ms "
-        "| ack max ms | errors | unacked | server CPU | gen CPU |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| ack max ms | errors | unacked | server CPU | gen CPU | others' CPU |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     ref = {r["label"]: r for r in rows if r["server"] == "reference"}
     for r in rows:
@@ -424,7 +460,7 @@ def table_durable(rows: list[dict[str, Any]]) -> list[str]:
             f"| {ratio(r['acked_per_s'], base and base['acked_per_s'])} "
             f"| {fmt(a['p50'])} | {fmt(a['p99'])} | {fmt(a['max'])} | {r['errors']} "
             f"| {r['unacked_after_drain']} | {r['server_cpu_pct']:.0f}% "
-            f"| {r['loadgen_cpu_pct']:.0f}% |"
+            f"| {r['loadgen_cpu_pct']:.0f}% | {others(r)} |"
         )
     out.append("")
     return out
@@ -578,9 +614,25 @@ def plots(res: dict[str, Any], folder: Path) -> list[str]:
     return names
 
 
+SECTION_PATTERN = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
+
+
+ANALYSIS = re.compile(r"^<!-- analysis -->\n.*?^<!-- /analysis -->$", re.S | re.M)
+
+
 def write_section(text: str, doc: Path) -> None:
+    """Replace the section in ``doc`` (read just before writing) with ``text``.
+
+    The section's hand-written block (``<!-- analysis -->`` ... ``<!-- /analysis -->``:
+    findings, and why a target is missed) is kept, at the top of the new section.
+    """
     current = doc.read_text(encoding="utf-8") if doc.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
+    pattern = SECTION_PATTERN
+    section = pattern.search(current)
+    analysis = ANALYSIS.search(section.group(0)) if section else None
+    if analysis is not None:
+        heading = SECTION + "\n\n"
+        text = heading + analysis.group(0) + "\n\n" + text.removeprefix(heading)
     if pattern.search(current):
         updated = pattern.sub(lambda _: text + "\n", current)
     else:
@@ -600,6 +652,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         default=None,
         help="import collab_lsp for the relay from this folder (scratch copy)",
     )
+    parser.add_argument(
+        "--loop",
+        choices=["auto", "asyncio", "uvloop"],
+        default="auto",
+        help="the relay's event loop (auto: uvloop when installed, as collab-relay serve)",
+    )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=None,
+        help="measure a point again up to this many times while other processes compete "
+        "(default 2; 0 with --tiny)",
+    )
+    parser.add_argument(
+        "--quiet",
+        type=float,
+        default=15.0,
+        help="other processes' CPU (%% of one core) above which a point is measured again",
+    )
+    parser.add_argument("--retry-pause", type=float, default=10.0, help="seconds before a retry")
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument("--doc", type=Path, default=DOC)
     parser.add_argument("--plots", type=Path, default=PLOTS)
@@ -607,6 +679,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     opts = parser.parse_args(argv)
     if opts.tiny:
         opts.quick = True
+    if opts.retries is None:
+        opts.retries = 0 if opts.tiny else 2
     only = set(opts.only or ["fanout", "saturation", "durable", "capacity"])
     if opts.tiny:
         t = {"warmup": 0.3, "duration": 1.0, "drain": 0.5}
@@ -620,8 +694,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     res: dict[str, Any] = {"load_before": loadavg(), "websockets": websockets.__version__}
     probe = Server("relay", opts, sessions=1)
     res["collab_lsp"] = probe.info["collab_lsp"]
+    res["relay_loop"] = probe.info.get("loop", "asyncio")
     probe.stop()
-    print(f"relay from {res['collab_lsp']}; load average {res['load_before']}", flush=True)
+    print(
+        f"relay from {res['collab_lsp']} on {res['relay_loop']}; load average {res['load_before']}",
+        flush=True,
+    )
     res["fanout"] = scenario_fanout(opts, t) if "fanout" in only else []
     if "saturation" in only:
         res["saturation"] = scenario_saturation(opts, t)

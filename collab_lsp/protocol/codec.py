@@ -18,14 +18,13 @@ _SERVER_FRAME: TypeAdapter[ServerFrame] = TypeAdapter(ServerFrame)
 
 
 def utc_now() -> str:
-    return format_timestamp(datetime.now(UTC))
+    return datetime.now(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def format_timestamp(moment: datetime) -> str:
     """ISO 8601 in UTC with millisecond precision and a ``Z``: ``2025-10-17T10:30:00.000Z``."""
-    return (
-        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-    )
+    # isoformat() of an aware UTC time ends in "+00:00"; it truncates to milliseconds.
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def parse_client_frame(raw: str | bytes) -> ClientFrame:

@@ -10,7 +10,6 @@ separators, so two checkouts in different folders agree on them.
 from __future__ import annotations
 
 from enum import StrEnum
-from pathlib import PurePosixPath
 
 __all__ = [
     "PositionEncoding",
@@ -89,4 +88,4 @@ def normalize_relative_path(path: str) -> str:
         raise ValueError("must not leave the workspace root with '..'")
     if not parts:
         raise ValueError("must name a file inside the workspace")
-    return str(PurePosixPath(*parts))
+    return "/".join(parts)

@@ -3,8 +3,15 @@
 Durable frames queue in seq order and are never dropped: past ``durable_limit``
 the connection is closed as a slow consumer and the client resumes from its last
 seq. Ephemeral frames are keyed (one per user and kind), so a newer cursor simply
-replaces an unsent older one. One sender task per connection drains the outbox;
-``websockets`` applies backpressure to that task alone.
+replaces an unsent older one.
+
+The queue is the slow path. While it is empty, the connection is open and its
+socket has room, a frame goes straight to the ``sink`` (the connection writes it
+without waking any task); the first frame the sink refuses starts a backlog here,
+and every later frame queues behind it until the connection's sender task, which
+``websockets`` applies backpressure to, has drained it. So order is kept, and a
+backlog (where coalescing and the durable bound apply) exists only for a client
+that does not keep up.
 """
 
 from __future__ import annotations
@@ -12,20 +19,35 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Callable
 
-__all__ = ["Outbox"]
+__all__ = ["Outbox", "Sink"]
+
+# Takes (wire, received_at); True when the frame was sent, False to queue it instead.
+Sink = Callable[[str, float], bool]
 
 
 class Outbox:
-    def __init__(self, durable_limit: int) -> None:
+    def __init__(self, durable_limit: int, sink: Sink | None = None) -> None:
         self._durable: deque[tuple[int, str, float]] = deque()
         self._ephemeral: dict[str, tuple[str, float]] = {}
         self._held: list[tuple[int, str, float]] = []
         self._ready = asyncio.Event()
         self._durable_limit = durable_limit
+        self._sink = sink
         self.last_seq = -1
         self.paused = True
         self.closing: tuple[int, str] | None = None
+
+    def _sent_directly(self, wire: str, received_at: float) -> bool:
+        """Hand the frame to the sink when nothing is queued ahead of it."""
+        return (
+            self._sink is not None
+            and not self._durable
+            and not self._ephemeral
+            and self.closing is None
+            and self._sink(wire, received_at)
+        )
 
     def push_durable(self, seq: int, wire: str, received_at: float | None = None) -> bool:
         """Queue a durable frame; False when the backlog is over its bound."""
@@ -33,6 +55,9 @@ class Outbox:
             self._held.append((seq, wire, received_at or time.monotonic()))
             return True
         if seq <= self.last_seq:
+            return True
+        if self._sent_directly(wire, received_at or time.monotonic()):
+            self.last_seq = seq
             return True
         if len(self._durable) >= self._durable_limit:
             self._ready.set()
@@ -44,14 +69,20 @@ class Outbox:
 
     def push_ephemeral(self, key: str, wire: str, received_at: float | None = None) -> bool:
         """Queue a presence frame; True when it replaced an unsent older one."""
+        at = received_at or time.monotonic()
+        if not self.paused and self._sent_directly(wire, at):
+            return False
         replaced = self._ephemeral.pop(key, None) is not None
-        self._ephemeral[key] = (wire, received_at or time.monotonic())
+        self._ephemeral[key] = (wire, at)
         self._wake()
         return replaced
 
     def push_control(self, wire: str) -> None:
         """A reply to this client (ack, error, history...): sent in order with durable frames."""
-        self._durable.append((-1, wire, time.monotonic()))
+        now = time.monotonic()
+        if not self.paused and self._sent_directly(wire, now):
+            return
+        self._durable.append((-1, wire, now))
         self._wake()
 
     def release(self, first: list[str], replay: list[tuple[int, str]], base_seq: int) -> bool:

@@ -5,6 +5,10 @@ runs each inside its own savepoint of one transaction, commits once, and only
 then resolves the callers (so an ``ack`` always follows the commit that holds the
 event). ``synchronous=NORMAL`` survives a killed relay process; ``FULL`` also
 survives a power loss, at the price of one fsync per group commit.
+
+Checkpoints (copying the WAL back into the database file) run on a thread of their
+own, at most every ``_CHECKPOINT_SECONDS``, so that no group commit, and no ack,
+waits for one; the writer checkpoints itself only if the WAL grows far past that.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import json
 import logging
 import secrets
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -22,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import aiosqlite
+import orjson
 
 from collab_lsp.protocol.codec import format_timestamp, utc_now
 from collab_lsp.protocol.colors import color_index
@@ -59,6 +65,10 @@ C = TypeVar("C", sqlite3.Connection, aiosqlite.Connection)
 Job = Callable[[sqlite3.Connection], T]
 
 _MAX_BATCH = 512
+# Background checkpoints start at most this often, after a commit. The writer's own
+# automatic checkpoint (inside a commit) only fires if the WAL outgrows _WAL_PAGES.
+_CHECKPOINT_SECONDS = 0.25
+_WAL_PAGES = 8000
 _MESSAGE_COLUMNS = (
     "m.id, m.seq, m.message_type, m.user_id, u.username, m.content, m.metadata, "
     "m.parent_id, m.created_at, m.updated_at, m.deleted_at"
@@ -70,7 +80,23 @@ def new_id(prefix: str) -> str:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """Compact JSON, UTF-8 as is (orjson: the writer serialises every event's frame)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # what orjson refuses (a lone surrogate, a huge int): as json did
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _loads(text: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:  # what only json accepts (NaN, a lone surrogate escape)
+        return json.loads(text)
+
+
+def _checkpoint(db: sqlite3.Connection) -> None:
+    """Copy what the WAL holds into the database file, without blocking the writer."""
+    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
 
 
 class _Pending:
@@ -102,6 +128,10 @@ class SqliteStore:
         self._writer: sqlite3.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._thread: ThreadPoolExecutor | None = None
+        self._checkpointer: ThreadPoolExecutor | None = None
+        self._checkpoint_db: sqlite3.Connection | None = None
+        self._checkpointing: asyncio.Future[None] | None = None
+        self._last_checkpoint = 0.0
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self._writer_task: asyncio.Task[None] | None = None
         self._listeners: list[OnCommit] = []
@@ -116,6 +146,12 @@ class SqliteStore:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="collab-store")
         try:
             self._writer = await self._on_writer_thread(self._connect_writer)
+            self._checkpointer = ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="collab-checkpoint"
+            )
+            self._checkpoint_db = await asyncio.get_running_loop().run_in_executor(
+                self._checkpointer, self._connect_checkpointer
+            )
             self._reader = await aiosqlite.connect(self.path, isolation_level=None)
             await self._reader.execute("PRAGMA journal_mode=WAL")
             await self._reader.execute("PRAGMA busy_timeout=5000")
@@ -134,6 +170,17 @@ class SqliteStore:
             await self._queue.put(None)
             await self._writer_task
             self._writer_task = None
+        if self._checkpointing is not None:
+            with contextlib.suppress(Exception):
+                await self._checkpointing
+        checkpoint_db, self._checkpoint_db = self._checkpoint_db, None
+        if self._checkpointer is not None:
+            if checkpoint_db is not None:
+                await asyncio.get_running_loop().run_in_executor(
+                    self._checkpointer, checkpoint_db.close
+                )
+            self._checkpointer.shutdown(wait=True)
+            self._checkpointer = None
         if self._reader is not None:
             await self._reader.close()
         writer, self._writer, self._reader = self._writer, None, None
@@ -169,12 +216,39 @@ class SqliteStore:
         connection.execute(f"PRAGMA synchronous={self.synchronous}")
         connection.execute("PRAGMA foreign_keys=ON")
         connection.execute("PRAGMA busy_timeout=5000")
+        connection.execute(f"PRAGMA wal_autocheckpoint={_WAL_PAGES}")
         try:
             migrate_sqlite(connection, apply=self.migrate)
         except BaseException:
             connection.close()
             raise
         return connection
+
+    def _connect_checkpointer(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        connection.execute("PRAGMA busy_timeout=5000")
+        return connection
+
+    def _checkpoint_soon(self) -> None:
+        """After a commit: start a background checkpoint, unless one ran very recently."""
+        db = self._checkpoint_db
+        now = time.monotonic()
+        if (
+            db is None
+            or self._checkpointing is not None
+            or now - self._last_checkpoint < _CHECKPOINT_SECONDS
+        ):
+            return
+        self._last_checkpoint = now
+        self._checkpointing = asyncio.get_running_loop().run_in_executor(
+            self._checkpointer, _checkpoint, db
+        )
+        self._checkpointing.add_done_callback(self._checkpoint_done)
+
+    def _checkpoint_done(self, future: asyncio.Future[None]) -> None:
+        self._checkpointing = None
+        if not future.cancelled() and future.exception() is not None:
+            log.warning("background checkpoint failed: %s", future.exception())
 
     async def _meta(self, key: str, default: Callable[[], str]) -> str:
         writer = self._require(self._writer)
@@ -238,14 +312,12 @@ class SqliteStore:
                     pending.future.set_exception(failure)
             return
         self._last_write_failed = False
-        # Listeners run in commit order before any caller resumes, so fan-out
-        # order is seq order.
-        for event in committed:
-            for listener in self._listeners:
-                try:
-                    listener(event)
-                except Exception:
-                    log.exception("commit listener failed")
+        self._checkpoint_soon()
+        # Resolving a future only schedules its caller, so every listener below still
+        # runs (in commit order: fan-out order is seq order) before any caller resumes.
+        # Resolving first queues the callers' wake-ups ahead of the connections' write
+        # (scheduled by the fan-out), so each sender's ack leaves in the same write as
+        # the events of its batch.
         for pending, result, error in outcomes:
             if pending.future.done():
                 continue
@@ -253,6 +325,12 @@ class SqliteStore:
                 pending.future.set_exception(error)
             else:
                 pending.future.set_result(result)
+        for event in committed:
+            for listener in self._listeners:
+                try:
+                    listener(event)
+                except Exception:
+                    log.exception("commit listener failed")
 
     def _commit_batch(
         self, writer: sqlite3.Connection, batch: list[_Pending]
@@ -970,7 +1048,7 @@ def _invite(row: Any) -> InviteRecord:
 
 
 def _message(row: Any) -> Message:
-    metadata = json.loads(row[6]) if row[6] else {}
+    metadata = _loads(row[6]) if row[6] else {}
     code_ref = metadata.get("code_ref") or {}
     deleted = row[10] is not None
     return Message(
@@ -992,7 +1070,7 @@ def _message(row: Any) -> Message:
 
 
 def _duplicate(session_id: str, row: Any) -> CommittedEvent:
-    frame = json.loads(row[3])
+    frame = _loads(row[3])
     return CommittedEvent(session_id, row[0], int(row[1]), row[2], frame, row[3], duplicate=True)
 
 
