@@ -111,13 +111,28 @@ def find_snippet(lines: Sequence[str], snippet: str, hint_line: int) -> int | No
 
 class SnippetIndex:
     """A document's stripped lines and where each one occurs, built once per document so that
-    re-anchoring many threads costs one pass over the document, not one per thread."""
+    re-anchoring many threads costs one pass over the document, not one per thread.
+
+    Built on the first :meth:`find`: a document can keep one index for as long as its text
+    does not change, and one whose snippets are all still in place never builds it."""
 
     def __init__(self, lines: Sequence[str]) -> None:
-        self.stripped = [line.strip() for line in lines]
-        self.where: dict[str, list[int]] = {}
-        for index, text in enumerate(self.stripped):
-            self.where.setdefault(text, []).append(index)
+        self._lines = lines
+        self._stripped: list[str] | None = None
+        self._where: dict[str, list[int]] = {}
+
+    @property
+    def stripped(self) -> list[str]:
+        if self._stripped is None:
+            self._stripped = [line.strip() for line in self._lines]
+            for index, text in enumerate(self._stripped):
+                self._where.setdefault(text, []).append(index)
+        return self._stripped
+
+    @property
+    def where(self) -> dict[str, list[int]]:
+        _ = self.stripped
+        return self._where
 
     def find(self, snippet: str, hint_line: int) -> int | None:
         """As :func:`find_snippet`: candidates are tried nearest first (ties: earlier line),
@@ -154,6 +169,8 @@ def reanchor(
     clamped = min(max(line, 0), max(len(lines) - 1, 0))
     if snippet is None or not snippet.strip():
         return clamped, False
+    if _starts_at(lines, _snippet_lines(snippet), line):
+        return line, False  # still where it was: what a search would find first, without one
     found = index.find(snippet, line) if index is not None else find_snippet(lines, snippet, line)
     if found is None:
         return clamped, True
@@ -191,6 +208,13 @@ def _snippet_lines(snippet: str) -> list[str]:
     first = next((i for i, line in enumerate(stripped) if line), len(stripped))
     last = max((i for i, line in enumerate(stripped) if line), default=first - 1)
     return stripped[first : last + 1]
+
+
+def _starts_at(lines: Sequence[str], wanted: list[str], start: int) -> bool:
+    """Whether ``wanted`` (stripped lines) is at ``start`` of ``lines``."""
+    if not wanted or start < 0 or start + len(wanted) > len(lines):
+        return False
+    return all(lines[start + i].strip() == text for i, text in enumerate(wanted))
 
 
 def _match_starts(haystack: list[str], wanted: list[str]) -> list[int]:

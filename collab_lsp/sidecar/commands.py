@@ -24,7 +24,7 @@ from collab_lsp.protocol.models import Message, MessageType
 from collab_lsp.sidecar import render
 from collab_lsp.sidecar.plain import to_plain
 from collab_lsp.sidecar.settings import SettingsError, merge_settings
-from collab_lsp.sidecar.workspace_files import git_blob_id, git_head
+from collab_lsp.sidecar.workspace_files import git_blob_id
 
 if TYPE_CHECKING:
     from collab_lsp.sidecar.server import CollabServer
@@ -252,10 +252,12 @@ async def add_comment(server: CollabServer, arguments: list[Any]) -> dict[str, A
     if end_line != start_line:
         data["end_line"] = end_line + 1
     # Remember the code the comment was made on, so any client can re-anchor it later.
-    commit = await git_head(server.files.root)
+    # The commit is cached until git's refs change (no git process per comment), and an
+    # open document's blob id until its text changes.
+    commit = await server.files.head.commit()
     if commit is not None:
         data["commit"] = commit
-        data["blob"] = git_blob_id("\n".join(lines) + "\n")
+        data["blob"] = document.blob_of(lines) if document else git_blob_id("\n".join(lines) + "\n")
     frame_id = _frame_id()
     frame = {"type": "add_comment", "id": frame_id, "data": data}
     server.pending_comments[frame_id] = _pending_thread(server, frame_id, data)

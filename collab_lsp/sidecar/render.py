@@ -4,7 +4,9 @@ and the payloads of ``collab/*`` notifications. No I/O."""
 from __future__ import annotations
 
 import html
+import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,11 +19,13 @@ from collab_lsp.protocol.models import Message, Selection
 __all__ = [
     "PALETTE",
     "Anchor",
+    "JsonCache",
     "code_actions",
     "code_lenses",
     "color_of",
     "cursor_payload",
     "diagnostics",
+    "diagnostics_json",
     "hover",
     "inlay_hints",
     "participants_payload",
@@ -68,15 +72,18 @@ def diagnostics(
     pending: set[str],
     encoding: PositionEncoding = PositionEncoding.UTF16,
 ) -> list[types.Diagnostic]:
+    """One diagnostic per open thread, rendered from scratch.
+
+    The server publishes :func:`diagnostics_json` instead: the same diagnostics as JSON,
+    re-rendered only for the threads that changed since the file's last publish.
+    """
     result = []
     for thread in threads:
         if not thread.open:
             continue
         anchor = anchors.get(thread.id) or _stored_anchor(thread)
-        last = max(len(lines) - 1, 0)
-        start, end = min(anchor.line, last), min(max(anchor.end_line, anchor.line), last)
-        end_text = lines[end] if lines else ""
-        end_character = column_to_lsp_character(end_text, len(end_text) + 1, encoding)
+        start, end = _placed(anchor, lines)
+        end_character = _end_character(lines, end, encoding)
         result.append(
             types.Diagnostic(
                 range=types.Range(types.Position(start, 0), types.Position(end, end_character)),
@@ -88,6 +95,109 @@ def diagnostics(
             )
         )
     return result
+
+
+def diagnostics_json(
+    cache: JsonCache,
+    view: SessionView,
+    threads: list[Thread],
+    anchors: dict[str, Anchor],
+    lines: list[str],
+    pending: set[str],
+    encoding: PositionEncoding = PositionEncoding.UTF16,
+) -> list[str]:
+    """:func:`diagnostics` as the JSON text of each diagnostic (what pygls would send for
+    them), from ``cache`` for every thread whose diagnostic is unchanged.
+
+    A diagnostic is made of its thread's first message (the session view replaces a
+    message that changes: mostly an identity check), the count of live replies, the
+    author's name, whether it is pending or outdated, and its lines: the anchor clamped
+    into the document and the text of its last line (the range ends there). Keep one
+    cache per file.
+    """
+
+    def inputs(thread: Thread) -> tuple[tuple[object, ...], tuple[Any, ...]]:
+        anchor = anchors.get(thread.id) or _stored_anchor(thread)
+        start, end = _placed(anchor, lines)
+        replies = len(thread.live_replies()) if thread.replies else 0
+        key = (
+            start,
+            end,
+            lines[end] if lines else "",
+            anchor.outdated,
+            thread.id in pending,
+            replies,
+            view.name_of(thread.root.user_id),
+            encoding,
+        )
+        return (thread.root,), key
+
+    def make(thread: Thread) -> dict[str, Any]:
+        anchor = anchors.get(thread.id) or _stored_anchor(thread)
+        start, end = _placed(anchor, lines)
+        end_character = _end_character(lines, end, encoding)
+        # The field order and omissions of lsprotocol's converter (no None fields).
+        return {
+            "range": {
+                "start": {"line": start, "character": 0},
+                "end": {"line": end, "character": end_character},
+            },
+            "message": _summary(view, thread, anchor.outdated, thread.id in pending),
+            "severity": types.DiagnosticSeverity.Information.value,
+            "code": thread.id,
+            "source": SOURCE,
+            "data": {"threadId": thread.id, "outdated": anchor.outdated},
+        }
+
+    return cache.render([thread for thread in threads if thread.open], inputs, make)
+
+
+class JsonCache:
+    """The JSON text of each thread's rendering, made again only when its inputs change.
+
+    ``render`` is given, per thread, ``inputs`` (the messages it shows, and a key of
+    everything else it depends on) and ``make`` (the rendering, JSON-ready): a thread
+    whose inputs are those of its last rendering gets the same text. Only the threads of
+    the last call are kept, so threads that are gone are forgotten.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[tuple[object, ...], tuple[Any, ...], str]] = {}
+        self.made = 0  # renderings made (not reused), for tests
+
+    def render(
+        self,
+        threads: list[Thread],
+        inputs: Callable[[Thread], tuple[tuple[object, ...], tuple[Any, ...]]],
+        make: Callable[[Thread], Any],
+    ) -> list[str]:
+        entries = {}
+        texts = []
+        previous = self._entries
+        for thread in threads:
+            objects, key = inputs(thread)
+            thread_id = thread.root.id
+            entry = previous.get(thread_id)
+            # Tuples compare their items by identity first, so this is cheap when nothing
+            # changed; equal messages (pydantic compares fields) render alike anyway.
+            if entry is None or entry[1] != key or entry[0] != objects:
+                entry = (objects, key, json.dumps(make(thread)))
+                self.made += 1
+            entries[thread_id] = entry
+            texts.append(entry[2])
+        self._entries = entries
+        return texts
+
+
+def _placed(anchor: Anchor, lines: list[str]) -> tuple[int, int]:
+    """An anchor's first and last line, clamped into the document."""
+    last = max(len(lines) - 1, 0)
+    return min(anchor.line, last), min(max(anchor.end_line, anchor.line), last)
+
+
+def _end_character(lines: list[str], end: int, encoding: PositionEncoding) -> int:
+    end_text = lines[end] if lines else ""
+    return column_to_lsp_character(end_text, len(end_text) + 1, encoding)
 
 
 def _stored_anchor(thread: Thread) -> Anchor:

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import inspect
+import json
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcInternalError
 from pygls.lsp.server import LanguageServer
 
 from collab_lsp import __version__
@@ -28,7 +31,7 @@ from collab_lsp.protocol.models import Message
 from collab_lsp.sidecar import render
 from collab_lsp.sidecar.anchors import LineEdit, SnippetIndex, map_lines, reanchor, shift_line
 from collab_lsp.sidecar.settings import SidecarSettings, merge_settings
-from collab_lsp.sidecar.workspace_files import WorkspaceFiles
+from collab_lsp.sidecar.workspace_files import WorkspaceFiles, git_blob_id
 
 __all__ = ["CollabServer", "OpenDocument"]
 
@@ -44,6 +47,9 @@ class OpenDocument:
     # How far local edits moved each remote cursor's line since its last update.
     cursor_offsets: dict[str, int] = field(default_factory=dict)
     lines: list[str] = field(init=False)
+    # Where each (stripped) line is, for re-anchoring threads: built when first searched.
+    index: SnippetIndex = field(init=False)
+    _blob: tuple[list[str], str] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.set_text(self.text)
@@ -52,6 +58,14 @@ class OpenDocument:
         # Split once per change: rendering reads the lines many times.
         self.text = text
         self.lines = text.splitlines() or [""]
+        self.index = SnippetIndex(self.lines)
+
+    def blob_of(self, lines: list[str]) -> str:
+        """The git blob id of ``lines`` (this document's, now or before an edit), kept for
+        as long as they are the document's lines: one hash per text, not per comment."""
+        if self._blob is None or self._blob[0] is not lines:
+            self._blob = (lines, git_blob_id("\n".join(lines) + "\n"))
+        return self._blob[1]
 
 
 class CollabServer(LanguageServer):
@@ -67,6 +81,10 @@ class CollabServer(LanguageServer):
         self.pending_comments: dict[str, Thread] = {}
         self.following: str | None = None
         self._published: set[str] = set()
+        # Per file: the JSON text of each thread's diagnostic and collab/threads entry,
+        # so that a new comment renders one thread, not all of the file's.
+        self._diagnostic_json: dict[str, render.JsonCache] = {}
+        self._thread_json: dict[str, render.JsonCache] = {}
         self._cursor_frame: dict[str, Any] | None = None
         self._cursor_timer: asyncio.TimerHandle | None = None
         self._last_cursor_sent = 0.0
@@ -118,6 +136,39 @@ class CollabServer(LanguageServer):
         # cattrs converter first (4x the cost of json.dumps on a participants list).
         self.protocol._send_data({"jsonrpc": "2.0", "method": method, "params": payload})
 
+    def notify_json(self, method: str, params: str) -> None:
+        """A notification whose ``params`` are JSON text already: pieces kept from earlier
+        renderings are joined, not encoded again. Framed and written as pygls would."""
+        self._send_body(f'{{"jsonrpc": "2.0", "method": {json.dumps(method)}, "params": {params}}}')
+
+    def _send_body(self, body: str) -> None:
+        # What pygls's JsonRPCProtocol._send_data does once it has json.dumps'ed a message.
+        protocol = self.protocol
+        writer = protocol.writer
+        if writer is None:
+            log.error("Unable to send data, no available transport!")
+            return
+        log.debug("Sending data: %s", body)
+        data = body.encode(protocol.CHARSET)
+        if getattr(protocol, "_include_headers", True):
+            header = (
+                f"Content-Length: {len(data)}\r\n"
+                f"Content-Type: {protocol.CONTENT_TYPE}; charset={protocol.CHARSET}\r\n\r\n"
+            )
+            data = header.encode("ascii") + data
+        try:
+            result = writer.write(data)
+            if inspect.isawaitable(result):
+                task = asyncio.ensure_future(result)
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+        except BrokenPipeError:
+            log.exception("Error sending data. BrokenPipeError", exc_info=True)
+            raise
+        except Exception as error:
+            log.exception("Error sending data", exc_info=True)
+            self._report_server_error(error, JsonRpcInternalError)
+
     # -- settings and the relay connection ---------------------------------------------------
 
     def configure(self) -> SidecarSettings:
@@ -133,6 +184,7 @@ class CollabServer(LanguageServer):
         await self.leave()
         self.settings = settings
         self.view = SessionView()
+        self._forget_renderings()
         self.relay = RelayClient(
             settings.relay_url or "",
             settings.token or "",
@@ -155,6 +207,7 @@ class CollabServer(LanguageServer):
         if relay is not None:
             await relay.close(leave=True)
         self.view = SessionView()
+        self._forget_renderings()
         self.pending_comments.clear()
         self.following = None
         self.refresh(Changes(files=set(self._published_files()), participants=True, session=True))
@@ -267,22 +320,27 @@ class CollabServer(LanguageServer):
         for document in self.documents.values():
             if document.file != file:
                 continue
-            new = [t for t in self.threads_for(file) if t.id not in document.anchors]
-            if not new:
-                continue
-            lines = document.lines
-            index = SnippetIndex(lines)
-            for thread in new:
-                document.anchors[thread.id] = _anchor_on_open(thread, lines, index)
+            for thread in self.threads_for(file):
+                if thread.id not in document.anchors:
+                    document.anchors[thread.id] = _anchor_on_open(
+                        thread, document.lines, document.index
+                    )
+
+    def _forget_renderings(self) -> None:
+        self._diagnostic_json.clear()
+        self._thread_json.clear()
 
     def publish(self, file: str) -> None:
+        """Every open thread of ``file`` as diagnostics: always the full list (LSP replaces
+        a file's diagnostics with each publish), re-rendered only where a thread changed."""
         document = next((d for d in self.documents.values() if d.file == file), None)
         uri = document.uri if document else self.files.uri(file)
         if uri is None:
             return
         lines = document.lines if document else (self.files.read_lines(file) or [""])
         anchors = document.anchors if document else {}
-        found = render.diagnostics(
+        found = render.diagnostics_json(
+            self._diagnostic_json.setdefault(file, render.JsonCache()),
             self.view,
             self.threads_for(file),
             anchors,
@@ -292,8 +350,9 @@ class CollabServer(LanguageServer):
         )
         if not found and uri not in self._published:
             return
-        self.text_document_publish_diagnostics(
-            types.PublishDiagnosticsParams(uri=uri, diagnostics=found)
+        self.notify_json(
+            types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS,
+            f'{{"uri": {json.dumps(uri)}, "diagnostics": [{", ".join(found)}]}}',
         )
         if found:
             self._published.add(uri)
@@ -318,10 +377,25 @@ class CollabServer(LanguageServer):
         }
 
     def send_threads(self, file: str) -> None:
-        """Every thread of a file (resolved ones too), for editors that draw them natively."""
-        threads = [self.thread_payload(thread) for thread in self.threads_for(file)]
-        self.notify(
-            "collab/threads", {"file": file, "uri": self.files.uri(file), "threads": threads}
+        """Every thread of a file (resolved ones too), for editors that draw them natively.
+
+        Each thread's entry is :meth:`thread_payload`, kept as JSON text until the thread,
+        its anchor or its pending state changes."""
+        document = next((d for d in self.documents.values() if d.file == file), None)
+        uri = self.files.uri(file)
+        pending = self.pending_comments
+
+        def inputs(thread: Thread) -> tuple[tuple[object, ...], tuple[Any, ...]]:
+            anchor = document.anchors.get(thread.id) if document else None
+            messages = (thread.root, *thread.live_replies())
+            return messages, (thread.file, uri, anchor, thread.id in pending)
+
+        cache = self._thread_json.setdefault(file, render.JsonCache())
+        threads = cache.render(self.threads_for(file), inputs, self.thread_payload)
+        self.notify_json(
+            "collab/threads",
+            f'{{"file": {json.dumps(file)}, "uri": {json.dumps(uri)}, '
+            f'"threads": [{", ".join(threads)}]}}',
         )
 
     def _published_files(self) -> list[str]:
@@ -481,10 +555,8 @@ class CollabServer(LanguageServer):
         if file is None:
             return  # outside the workspace: never shared
         document = OpenDocument(uri, file, text)
-        lines = document.lines
-        index = SnippetIndex(lines)
         for thread in self.threads_for(file):
-            document.anchors[thread.id] = _anchor_on_open(thread, lines, index)
+            document.anchors[thread.id] = _anchor_on_open(thread, document.lines, document.index)
         self.documents[uri] = document
         self.publish(file)
         self.send_threads(file)

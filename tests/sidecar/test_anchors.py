@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from collab_lsp.sidecar.anchors import (
     LineEdit,
+    SnippetIndex,
     find_snippet,
     map_lines,
     reanchor,
@@ -507,3 +508,34 @@ def test_find_snippet_finds_code_at_least_as_near_as_where_it_is(
     assert found is not None
     assert abs(found - hint) <= abs(start - hint)
     assert reanchor(lines, snippet, hint)[1] is False
+
+
+def _reanchor_by_search(lines: list[str], snippet: str | None, line: int) -> tuple[int, bool]:
+    """reanchor as specified, always by searching the whole document."""
+    clamped = min(max(line, 0), max(len(lines) - 1, 0))
+    if snippet is None or not snippet.strip():
+        return clamped, False
+    found = find_snippet(lines, snippet, line)
+    return (clamped, True) if found is None else (found, False)
+
+
+@settings(max_examples=400)
+@given(
+    st.lists(st.sampled_from(["a", " a", "b", "", "c  ", "\t b"]), max_size=12),
+    st.one_of(st.none(), st.text(alphabet="abc \n", max_size=12)),
+    st.integers(-3, 15),
+)
+def test_reanchor_with_or_without_an_index_is_the_search(
+    lines: list[str], snippet: str | None, line: int
+) -> None:
+    expected = _reanchor_by_search(lines, snippet, line)
+    assert reanchor(lines, snippet, line) == expected
+    assert reanchor(lines, snippet, line, SnippetIndex(lines)) == expected
+
+
+def test_the_index_is_built_only_when_a_snippet_moved() -> None:
+    index = SnippetIndex(CODE)
+    assert reanchor(CODE, "    s = 0", 7, index) == (7, False)
+    assert index._stripped is None  # still in place: nothing searched
+    assert reanchor(CODE, "s += 1", 3, index) == (9, False)
+    assert index._stripped is not None
