@@ -126,12 +126,8 @@ class Relay:
         loop = asyncio.get_running_loop()
         self._sweeper = loop.create_task(self._sweep_presence())
         self._health_watch = loop.create_task(self._watch_health())
-        log.info(
-            "relay %s listening on %s (store epoch %s)",
-            self.broker.relay_id,
-            self.url,
-            self.store.epoch,
-        )
+        shared = "" if isinstance(self.broker, LocalBroker) else f", {self.broker.relay_id}"
+        log.info("relay listening on %s (store epoch %s%s)", self.url, self.store.epoch, shared)
 
     @property
     def url(self) -> str:
