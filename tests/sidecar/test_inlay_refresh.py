@@ -4,18 +4,56 @@ change of a burst is always refreshed."""
 from __future__ import annotations
 
 import asyncio
-import time
 
+import pytest
 from lsprotocol import types
 
 from collab_lsp.protocol import limits
 from collab_lsp.sidecar.server import CollabServer
+from tests.helpers import TIMEOUT
 
 INTERVAL = limits.CURSOR_INTERVAL_SECONDS
-TICK = INTERVAL / 10  # long enough for a timer due now to run, well within the interval
 
 
-def server_with(refresh_support: bool | None) -> tuple[CollabServer, list[float]]:
+class FrozenClock:
+    """The sidecar's clock, moved only by the test: the throttle's decisions never depend
+    on how fast this machine runs (the timers themselves still run on the real loop)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FrozenClock:
+    frozen = FrozenClock()
+    monkeypatch.setattr("collab_lsp.sidecar.server.time", frozen)
+    return frozen
+
+
+class Refreshes:
+    def __init__(self) -> None:
+        self.count = 0
+        self._sent = asyncio.Event()
+
+    def record(self, params: None, callback: object = None) -> None:
+        self.count += 1
+        self._sent.set()
+
+    async def next(self) -> None:
+        self._sent.clear()
+        await asyncio.wait_for(self._sent.wait(), TIMEOUT)
+
+
+async def settle() -> None:
+    """Let timers that are already due (delay 0) run."""
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
+def server_with(refresh_support: bool | None) -> tuple[CollabServer, Refreshes]:
     server = CollabServer()
     workspace = (
         None
@@ -25,39 +63,36 @@ def server_with(refresh_support: bool | None) -> tuple[CollabServer, list[float]
         )
     )
     server.protocol.client_capabilities = types.ClientCapabilities(workspace=workspace)
-    sent: list[float] = []
-
-    def refresh(params: None, callback: object = None) -> None:
-        sent.append(time.monotonic())
-
-    server.workspace_inlay_hint_refresh = refresh  # type: ignore[method-assign,assignment]
-    return server, sent
+    refreshes = Refreshes()
+    server.workspace_inlay_hint_refresh = refreshes.record  # type: ignore[method-assign,assignment]
+    return server, refreshes
 
 
-async def test_a_burst_of_cursor_changes_is_one_refresh_then_one_more_after_the_interval() -> None:
-    server, sent = server_with(True)
-    started = time.monotonic()
+async def test_a_burst_of_cursor_changes_is_one_refresh_then_one_more_after_the_interval(
+    clock: FrozenClock,
+) -> None:
+    server, refreshes = server_with(True)
     for _ in range(50):
         server.refresh_inlay_hints()
-    await asyncio.sleep(TICK)
-    assert len(sent) == 1  # the first change after a quiet interval: at once
-    assert sent[0] - started < INTERVAL
+    await settle()
+    assert refreshes.count == 1  # the first change after a quiet interval: at once
     for _ in range(50):
         server.refresh_inlay_hints()
-    await asyncio.sleep(TICK)
-    assert len(sent) == 1  # within the interval: waits
-    await asyncio.sleep(INTERVAL * 3)
-    assert len(sent) == 2  # the last change of the burst is refreshed
-    assert sent[1] - sent[0] >= INTERVAL * 0.99
-    await asyncio.sleep(INTERVAL * 2)
+    await settle()
+    assert refreshes.count == 1  # within the interval (the clock has not moved): it waits
+    await refreshes.next()
+    assert refreshes.count == 2  # the last change of the burst is refreshed
+    clock.now += INTERVAL * 2
     server.refresh_inlay_hints()
-    await asyncio.sleep(TICK)
-    assert len(sent) == 3  # quiet again: at once
+    await settle()
+    assert refreshes.count == 3  # quiet again: at once
 
 
-async def test_no_refresh_without_the_capability() -> None:
+async def test_no_refresh_without_the_capability(clock: FrozenClock) -> None:
     for support in (None, False):
-        server, sent = server_with(support)
+        server, refreshes = server_with(support)
         server.refresh_inlay_hints()
-        await asyncio.sleep(INTERVAL * 2)
-        assert sent == []
+        clock.now += INTERVAL * 2
+        server.refresh_inlay_hints()
+        await settle()
+        assert refreshes.count == 0
