@@ -1,7 +1,9 @@
 """Run a real collab-lsp relay for the relay benchmark (``bench/run.py`` starts it).
 
 Starts ``collab_lsp.relay.server.Relay`` on 127.0.0.1, port 0, with a fresh SQLite file
-(``synchronous=NORMAL``, the default), creates ``--sessions`` sessions straight through its
+(``synchronous=NORMAL``, the default; or ``--database-url``: a fresh schema in that
+PostgreSQL database, dropped on exit), tunes the garbage collector as ``collab-relay serve``
+does (``--default-gc`` to compare), creates ``--sessions`` sessions straight through its
 store, optionally seeds ``--history`` chat messages into the first, prints one JSON line
 (``port``, ``pid``, ``sessions``, ``secret``, where ``collab_lsp`` was imported from), and
 serves until SIGTERM. ``--pythonpath DIR`` imports ``collab_lsp`` from DIR first (a scratch
@@ -34,6 +36,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--durable-rate", type=int, default=None)
     parser.add_argument("--pythonpath", default=None)
     parser.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto")
+    parser.add_argument("--default-gc", action="store_true", help="skip the GC tuning of serve")
+    parser.add_argument("--commit-window", type=float, default=None)
+    parser.add_argument("--database-url", default=None, help="PostgreSQL instead of SQLite")
     args = parser.parse_args()
     if args.loop == "auto":
         try:
@@ -50,6 +55,7 @@ async def main(args: argparse.Namespace) -> None:
     import collab_lsp
     from collab_lsp.protocol.models import MessageType, ParticipantKind
     from collab_lsp.relay.config import RelayConfig
+    from collab_lsp.relay.gc_tuning import tune_for_serving
     from collab_lsp.relay.server import Relay
 
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -60,9 +66,16 @@ async def main(args: argparse.Namespace) -> None:
         settings["cursor_interval_seconds"] = args.cursor_interval
     if args.durable_rate is not None:
         settings["durable_rate_per_minute"] = args.durable_rate
+    if args.commit_window is not None:
+        settings["commit_window_seconds"] = args.commit_window
+    if args.database_url is not None:
+        settings["database_url"] = args.database_url
+        settings["database_schema"] = f"bench_{os.getpid()}"
     config = RelayConfig(**settings)
     relay = Relay(config)
     await relay.start()
+    if not args.default_gc:
+        tune_for_serving()  # as `collab-relay serve` does
     store = relay.store
     sessions = []
     for i in range(args.sessions):
@@ -105,6 +118,14 @@ async def main(args: argparse.Namespace) -> None:
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set_result, None)
     await stop
     await relay.stop()
+    if args.database_url is not None:
+        import asyncpg  # type: ignore[import-untyped]
+
+        admin = await asyncpg.connect(args.database_url)
+        try:
+            await admin.execute(f'DROP SCHEMA IF EXISTS "{settings["database_schema"]}" CASCADE')
+        finally:
+            await admin.close()
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from collab_lsp.protocol.permissions import Role
 from collab_lsp.relay.auth import Authenticator
 from collab_lsp.relay.broker import BrokerUnavailable
 from collab_lsp.relay.config import ConfigError, RelayConfig, load_config
+from collab_lsp.relay.gc_tuning import tune_for_serving
 from collab_lsp.relay.server import Relay
 from collab_lsp.relay.store import Store, make_store, transfer
 from collab_lsp.relay.store.base import StoreUnavailable
@@ -169,6 +170,7 @@ async def _serve(args: argparse.Namespace, config: RelayConfig) -> int:
     _configure_logging(config)
     relay = Relay(config)
     await relay.start()
+    tune_for_serving()
     # One line on stdout once the port is bound: scripts and tests wait for it.
     print(f"collab-relay listening on {relay.url}", flush=True)
     await _until_signalled()

@@ -36,6 +36,7 @@ class RelayConfig(BaseModel):
     auto_migrate: bool = True
     secret: str | None = Field(default=None, min_length=32)
     synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    commit_window_seconds: float = Field(default=0.004, ge=0, le=0.1)
     compression: bool = False
     public_url: str | None = None
     jwt_public_key_file: str | None = None

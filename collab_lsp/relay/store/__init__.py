@@ -35,4 +35,9 @@ def make_store(config: RelayConfig) -> Store:
         return PostgresStore(
             config.database_url, schema=config.database_schema, migrate=config.auto_migrate
         )
-    return SqliteStore(config.db, synchronous=config.synchronous, migrate=config.auto_migrate)
+    return SqliteStore(
+        config.db,
+        synchronous=config.synchronous,
+        migrate=config.auto_migrate,
+        commit_window=config.commit_window_seconds,
+    )

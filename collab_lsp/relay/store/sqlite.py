@@ -6,6 +6,13 @@ then resolves the callers (so an ``ack`` always follows the commit that holds th
 event). ``synchronous=NORMAL`` survives a killed relay process; ``FULL`` also
 survives a power loss, at the price of one fsync per group commit.
 
+Under load (the last commit held several writes and ended less than ``commit_window``
+seconds ago) a commit also waits until its first write has been queued that long, so that
+more writes share it: a commit costs about as much as 15 chat messages (the WAL frames of
+every page it touched, the hand-off to the writer thread and back), and the events of one
+commit reach each recipient in one socket write. Writes that come one at a time (a lone
+caller awaiting each) are committed at once.
+
 Checkpoints (copying the WAL back into the database file) run on a thread of their
 own, at most every ``_CHECKPOINT_SECONDS``, so that no group commit, and no ack,
 waits for one; the writer checkpoints itself only if the WAL grows far past that.
@@ -17,6 +24,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import secrets
 import sqlite3
 import time
@@ -65,6 +73,7 @@ C = TypeVar("C", sqlite3.Connection, aiosqlite.Connection)
 Job = Callable[[sqlite3.Connection], T]
 
 _MAX_BATCH = 512
+DEFAULT_COMMIT_WINDOW = 0.004
 # Background checkpoints start at most this often, after a commit. The writer's own
 # automatic checkpoint (inside a commit) only fires if the WAL outgrows _WAL_PAGES.
 _CHECKPOINT_SECONDS = 0.25
@@ -100,11 +109,12 @@ def _checkpoint(db: sqlite3.Connection) -> None:
 
 
 class _Pending:
-    __slots__ = ("future", "job")
+    __slots__ = ("future", "job", "queued_at")
 
-    def __init__(self, job: Job[Any], future: asyncio.Future[Any]) -> None:
+    def __init__(self, job: Job[Any], future: asyncio.Future[Any], queued_at: float) -> None:
         self.job = job
         self.future = future
+        self.queued_at = queued_at
 
 
 class SqliteStore:
@@ -120,9 +130,14 @@ class SqliteStore:
         *,
         synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
         migrate: bool = True,
+        commit_window: float = DEFAULT_COMMIT_WINDOW,
     ) -> None:
         self.path = path
         self.synchronous = synchronous
+        self.commit_window = commit_window
+        self.commits = 0  # group commits so far
+        self._last_commit = -math.inf
+        self._last_batch = 0
         self.migrate = migrate
         self.epoch = ""
         self._writer: sqlite3.Connection | None = None
@@ -217,6 +232,10 @@ class SqliteStore:
         connection.execute("PRAGMA foreign_keys=ON")
         connection.execute("PRAGMA busy_timeout=5000")
         connection.execute(f"PRAGMA wal_autocheckpoint={_WAL_PAGES}")
+        # Every job runs in a savepoint, whose statement journal is a temporary file by
+        # default: a pwrite() per page each job touches. In memory it is a third less CPU
+        # per stored message; nothing in it outlives the transaction anyway.
+        connection.execute("PRAGMA temp_store=MEMORY")
         try:
             migrate_sqlite(connection, apply=self.migrate)
         except BaseException:
@@ -275,8 +294,9 @@ class SqliteStore:
     async def _write(self, job: Job[T]) -> T:
         if self._writer_task is None or self._writer_task.done():
             raise StoreUnavailable("the store is closed")
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Pending(job, future))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put_nowait(_Pending(job, future, loop.time()))
         return await future
 
     async def _write_loop(self) -> None:
@@ -288,6 +308,7 @@ class SqliteStore:
                 stopping = True
             else:
                 batch.append(first)
+                await self._gather_more(first)
             while not self._queue.empty() and len(batch) < _MAX_BATCH:
                 item = self._queue.get_nowait()
                 if item is None:
@@ -296,6 +317,15 @@ class SqliteStore:
                 batch.append(item)
             if batch:
                 await self._run_batch(batch)
+
+    async def _gather_more(self, first: _Pending) -> None:
+        """Under load, let the commit wait for more writes (see the module's docstring)."""
+        now = asyncio.get_running_loop().time()
+        if self._last_batch < 2 or now - self._last_commit >= self.commit_window:
+            return  # one write at a time, or after a quiet spell: no one to wait for
+        delay = first.queued_at + self.commit_window - now
+        if delay > 0 and self._queue.qsize() < _MAX_BATCH:
+            await asyncio.sleep(delay)
 
     async def _run_batch(self, batch: list[_Pending]) -> None:
         writer = self._require(self._writer)
@@ -312,6 +342,9 @@ class SqliteStore:
                     pending.future.set_exception(failure)
             return
         self._last_write_failed = False
+        self.commits += 1
+        self._last_batch = len(batch)
+        self._last_commit = asyncio.get_running_loop().time()
         self._checkpoint_soon()
         # Resolving a future only schedules its caller, so every listener below still
         # runs (in commit order: fan-out order is seq order) before any caller resumes.
@@ -732,14 +765,13 @@ class SqliteStore:
                     seq,
                 ),
             )
-            stored = _message_in(db, session_id, message_id)
+            # What _message_in() would read back, built from what was just inserted.
+            stored = _new_message(
+                message_id, seq, message_type, user_id, _username(db, user_id), fields, now
+            )
             key = "comment" if message_type is MessageType.COMMENT else "message"
             event_type = "code_comment" if message_type is MessageType.COMMENT else "chat_message"
-            return {
-                "type": event_type,
-                "id": message_id,
-                key: stored.model_dump(mode="json", exclude_none=True),
-            }
+            return {"type": event_type, "id": message_id, key: stored}
 
         return await self._event(session_id, user_id, client_id, build)
 
@@ -1067,6 +1099,43 @@ def _message(row: Any) -> Message:
         deleted=deleted,
         **code_ref,
     )
+
+
+def _new_message(
+    message_id: str,
+    seq: int,
+    message_type: MessageType,
+    user_id: str,
+    username: str,
+    fields: dict[str, Any],
+    now: str,
+) -> dict[str, Any]:
+    """A new message as ``Message.model_dump(mode="json", exclude_none=True)`` gives it."""
+    stored: dict[str, Any] = {
+        "id": message_id,
+        "seq": seq,
+        "message_type": message_type.value,
+        "user_id": user_id,
+        "username": username,
+        "content": fields["content"],
+        "mentions": list(fields.get("mentions", [])),
+        "reactions": {},
+    }
+    if fields.get("parent_id") is not None:
+        stored["parent_id"] = fields["parent_id"]
+    if message_type is MessageType.COMMENT:
+        for key in ("file", "line", "end_line", "code_snippet", "commit", "blob"):
+            if fields.get(key) is not None:
+                stored[key] = fields[key]
+    stored.update(resolved=False, timestamp=now, deleted=False)
+    return stored
+
+
+def _username(db: sqlite3.Connection, user_id: str) -> str:
+    row = db.execute("SELECT username FROM users WHERE id = ?", (user_id,)).fetchone()
+    if row is None:
+        raise ProtocolError(ErrorCode.UNKNOWN_USER, f"{user_id!r} is not a known user")
+    return str(row[0])
 
 
 def _duplicate(session_id: str, row: Any) -> CommittedEvent:

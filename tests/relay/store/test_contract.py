@@ -187,7 +187,9 @@ async def test_chat_message_frame_and_stored_message(store: Store) -> None:
 
 async def test_comments_threads_and_parent_refusals(store: Store) -> None:
     session_id = await new_session(store, "bob")
-    root = await store.add_message(session_id, "alice", None, comment("why?", end_line=5))
+    root = await store.add_message(
+        session_id, "alice", None, comment("why?", end_line=5, commit="c0ffee", mentions=["bob"])
+    )
     assert root.type == "code_comment"
     assert root.frame["comment"]["file"] == "src/app.py"
     assert root.frame["comment"]["line"] == 3
@@ -202,6 +204,11 @@ async def test_comments_threads_and_parent_refusals(store: Store) -> None:
     assert reply.frame["comment"]["file"] == "src/app.py"
     assert reply.frame["comment"]["parent_id"] == root.event_id
     assert nested.frame["comment"]["parent_id"] == root.event_id
+    # Each frame carries the comment exactly as it reads back from the store.
+    for event in (root, reply, nested):
+        stored = await store.get_message(session_id, event.event_id)
+        assert stored is not None
+        assert stored.model_dump(mode="json", exclude_none=True) == event.frame["comment"]
     seq = await store.last_seq(session_id)
 
     error = await refused(
