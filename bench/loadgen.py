@@ -46,6 +46,20 @@ def proc_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def database_cpu_seconds() -> float:
+    """CPU of every PostgreSQL server process (backends, WAL writer...): the relay's database."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # gone meanwhile
+        if "(postgres)" in text[:64]:
+            fields = text.rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / TICKS
+    return total
+
+
 def proc_rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -237,18 +251,22 @@ class Window:
         self.s0 = proc_cpu_seconds(self.pid)
         self.l0 = own_cpu_seconds()
         self.m0 = machine_busy_seconds()
+        self.d0 = database_cpu_seconds()
 
     def stop(self) -> dict[str, float]:
         wall = time.monotonic() - self.t0
         server = proc_cpu_seconds(self.pid) - self.s0
         own = own_cpu_seconds() - self.l0
         machine = machine_busy_seconds() - self.m0
+        database = database_cpu_seconds() - self.d0
         return {
             "seconds": wall,
             "server_cpu_pct": 100 * server / wall,
             "loadgen_cpu_pct": 100 * own / wall,
+            # PostgreSQL's processes (only busy when the relay uses it), % of one core.
+            "database_cpu_pct": 100 * database / wall,
             # Everything else running meanwhile (other people's tests...), % of one core.
-            "others_cpu_pct": max(0.0, 100 * (machine - server - own) / wall),
+            "others_cpu_pct": max(0.0, 100 * (machine - server - own - database) / wall),
             "server_rss_mib": proc_rss_kib(self.pid) / 1024,
         }
 

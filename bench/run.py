@@ -37,6 +37,8 @@ SECTION = "## Relay throughput"
 RELAY_CORE, LOADGEN_CORE = "0", "1"
 COALESCE = 0.05  # the relay's default cursor_interval_seconds
 DURABLE_RATE = 10_000_000  # durable_rate_per_minute for the durable benchmark
+POSTGRES = "relay on PostgreSQL"
+DEFAULT_POSTGRES_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def loadavg() -> str:
@@ -231,12 +233,16 @@ def scenario_durable(opts: argparse.Namespace, t: dict[str, float]) -> list[dict
     runs = [("open loop, 50 msgs/s per sender", {"rate": 50})]
     if not opts.tiny:
         runs.append(("closed loop, 1 outstanding per sender", {"rate": None}))
+    servers: list[tuple[str, str, dict[str, Any]]] = [("relay", "relay", {})]
+    if opts.postgres_dsn:
+        servers.append((POSTGRES, "relay", {"database_url": opts.postgres_dsn}))
+    servers.append(("reference", "reference", {}))
     rows = []
     for label, extra in runs:
-        for kind in ("relay", "reference"):
+        for name, kind, store in servers:
             spec = {**base, **extra, "label": label}
-            r = point(kind, opts, spec, durable_rate=DURABLE_RATE)
-            r.update(label=label, sessions=sessions, participants=per)
+            r = point(kind, opts, spec, durable_rate=DURABLE_RATE, **store)
+            r.update(label=label, sessions=sessions, participants=per, server=name)
             rows.append(r)
     return rows
 
@@ -439,7 +445,11 @@ def table_durable(rows: list[dict[str, Any]]) -> list[str]:
         "Every sender sends `chat_message` frames with ids; every message is broadcast to "
         f"its session ({r0['participants']} recipients, the sender included) and acked to "
         "the sender. Relay: default SQLite store "
-        "(`synchronous=NORMAL`, group commit), with the per-user rate limit lifted by config: "
+        "(`synchronous=NORMAL`, group commit with the default 4 ms `commit_window_seconds`); "
+        f"*{POSTGRES}*: the same relay with `database_url` set (a fresh schema; the server "
+        "is the machine's PostgreSQL, not pinned, its processes' CPU is the *database CPU* "
+        "column, and `synchronous_commit` is the server's, on by default: every commit is "
+        "flushed to disk). Both with the per-user rate limit lifted by config: "
         f"`durable_rate_per_minute = {DURABLE_RATE}` (`RelayConfig(durable_rate_per_minute="
         f"{DURABLE_RATE})`, or `COLLAB_RELAY_DURABLE_RATE_PER_MINUTE={DURABLE_RATE}`). "
         "Ack latency = send → ack receipt. In the closed loop every sender has one message "
@@ -447,8 +457,8 @@ def table_durable(rows: list[dict[str, Any]]) -> list[str]:
         "its latency shows the throughput, not a queue that could be avoided.",
         "",
         "| load | server | offered/s | acked/s | ratio | ack p50 ms | ack p99 ms "
-        "| ack max ms | errors | unacked | server CPU | gen CPU | others' CPU |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| ack max ms | errors | unacked | server CPU | database CPU | gen CPU | others' CPU |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     ref = {r["label"]: r for r in rows if r["server"] == "reference"}
     for r in rows:
@@ -460,6 +470,7 @@ def table_durable(rows: list[dict[str, Any]]) -> list[str]:
             f"| {ratio(r['acked_per_s'], base and base['acked_per_s'])} "
             f"| {fmt(a['p50'])} | {fmt(a['p99'])} | {fmt(a['max'])} | {r['errors']} "
             f"| {r['unacked_after_drain']} | {r['server_cpu_pct']:.0f}% "
+            f"| {r.get('database_cpu_pct', 0):.0f}% "
             f"| {r['loadgen_cpu_pct']:.0f}% | {others(r)} |"
         )
     out.append("")
@@ -672,6 +683,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="other processes' CPU (%% of one core) above which a point is measured again",
     )
     parser.add_argument("--retry-pause", type=float, default=10.0, help="seconds before a retry")
+    parser.add_argument(
+        "--postgres-dsn",
+        default=os.environ.get("COLLAB_BENCH_POSTGRES_DSN", DEFAULT_POSTGRES_DSN),
+        help="PostgreSQL for the durable scenario's relay on PostgreSQL (a fresh schema, "
+        "dropped after); '' to leave that relay out",
+    )
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument("--doc", type=Path, default=DOC)
     parser.add_argument("--plots", type=Path, default=PLOTS)

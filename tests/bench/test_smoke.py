@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tests.services import PG_DSN
+
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
@@ -24,7 +26,17 @@ def test_quick_tiny_run_produces_well_formed_results(tmp_path: Path) -> None:
     doc.write_text("# Benchmarks\n\n## Sidecar footprint\n\nkept\n", encoding="utf-8")
     raw = tmp_path / "results.json"
     res = run.main(
-        ["--tiny", "--doc", str(doc), "--plots", str(tmp_path / "plots"), "--json", str(raw)]
+        [
+            "--tiny",
+            "--doc",
+            str(doc),
+            "--plots",
+            str(tmp_path / "plots"),
+            "--json",
+            str(raw),
+            "--postgres-dsn",
+            PG_DSN,
+        ]
     )
 
     assert json.loads(raw.read_text(encoding="utf-8"))["fanout"]
@@ -38,8 +50,13 @@ def test_quick_tiny_run_produces_well_formed_results(tmp_path: Path) -> None:
         assert r["lost"] >= 0 and r["final_position_missing"] >= 0
         assert r["server_cpu_pct"] >= 0 and r["loadgen_cpu_pct"] >= 0
         assert r["server_rss_mib"] > 0
+    # The durable scenario also runs the relay on the real PostgreSQL (tests/services.py).
+    assert {r["server"] for r in res["durable"]} == {"relay", run.POSTGRES, "reference"}
     for r in res["durable"]:
         assert r["acked_per_s"] > 0 and r["ack_ms"]["p99"] is not None
+        assert r["errors"] == 0 and r["unacked_after_drain"] == 0
+    on_postgres = [r for r in res["durable"] if r["server"] == run.POSTGRES]
+    assert all(r["database_cpu_pct"] > 0 for r in on_postgres)  # it really wrote there
     for r in res["capacity"]:
         assert r["connected"] == r["requested"] > 0
         assert r["server_rss_after_mib"] > 0
