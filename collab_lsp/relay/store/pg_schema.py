@@ -109,4 +109,11 @@ MIGRATIONS: list[str] = [
         revoked_at TEXT COLLATE "C"
     );
     """,
+    # 2: the seed's two time-ordered indexes. No query reads by time (history, replay and
+    # comments all go by seq), and they were a fifth of the SQLite store's work per chat
+    # message (docs/decisions/unused-seed-indexes.md).
+    """
+    DROP INDEX IF EXISTS idx_session_messages;
+    DROP INDEX IF EXISTS idx_session_events;
+    """,
 ]

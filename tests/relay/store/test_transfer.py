@@ -8,6 +8,7 @@ before the move joins a relay on the new store, and a sidecar resumes by (epoch,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -25,12 +26,15 @@ from collab_lsp.protocol.permissions import Role
 from collab_lsp.relay.auth import Authenticator
 from collab_lsp.relay.server import Relay
 from collab_lsp.relay.store import PostgresStore, SqliteStore, Store, StoreUnavailable
+from collab_lsp.relay.store.schema import MIGRATIONS as SQLITE_MIGRATIONS
+from collab_lsp.relay.store.sqlite import _statements as _sqlite_statements
 from collab_lsp.relay.store.transfer import (
     StoreLocation,
     TransferError,
     export_store,
     export_to_file,
     import_store,
+    latest_schema_version,
     migrate,
     schema_version,
 )
@@ -225,7 +229,8 @@ async def test_sqlite_history_moves_to_postgres_and_every_read_is_the_same(
 
     header = json.loads(lines_of(dump)[0])
     assert header["format"] == "collab-relay-export" and header["version"] == 1
-    assert header["source"] == "sqlite" and header["schema_version"] == 1
+    assert header["source"] == "sqlite"
+    assert header["schema_version"] == latest_schema_version("sqlite") == len(SQLITE_MIGRATIONS)
     assert header["counts"] == exported.counts
     assert len(lines_of(dump)) == 1 + sum(exported.counts.values())
 
@@ -560,22 +565,25 @@ def unopened(location: StoreLocation, *, migrate: bool = True) -> Store:
 
 
 async def test_migrate_reports_versions_and_is_idempotent(location: StoreLocation) -> None:
+    latest = latest_schema_version(location.kind)
+    assert latest >= 2
     assert await schema_version(location) == 0
-    assert await migrate(location) == (0, 1)
-    assert await schema_version(location) == 1
-    assert await migrate(location) == (1, 1)
+    assert await migrate(location) == (0, latest)
+    assert await schema_version(location) == latest
+    assert await migrate(location) == (latest, latest)
     store = unopened(location)
     await store.open()
     try:
         assert await store.list_sessions() == []
     finally:
         await store.close()
-    assert await migrate(location) == (1, 1)
+    assert await migrate(location) == (latest, latest)
 
 
 async def test_migrations_applied_at_once_apply_once(location: StoreLocation) -> None:
     results = await asyncio.gather(*(migrate(location) for _ in range(4)))
-    assert sorted(results) == [(0, 1), (1, 1), (1, 1), (1, 1)]
+    latest = latest_schema_version(location.kind)
+    assert sorted(results) == [(0, latest)] + [(latest, latest)] * 3
 
 
 async def test_a_newer_schema_is_refused_and_left_alone(location: StoreLocation) -> None:
@@ -594,7 +602,7 @@ async def test_with_auto_migrate_off_an_old_schema_is_refused_until_migrated(
     with pytest.raises(StoreUnavailable, match="run `collab-relay migrate`"):
         await unopened(location, migrate=False).open()
     assert await schema_version(location) == 0  # the refusal changed nothing
-    assert await migrate(location) == (0, 1)
+    assert await migrate(location) == (0, latest_schema_version(location.kind))
     store = unopened(location, migrate=False)
     await store.open()
     try:
@@ -648,9 +656,10 @@ async def test_cli_export_import_migrate_from_sqlite_to_postgres(
 
     code, out, err = await _run("migrate", env=sqlite)
     assert (code, err) == (0, ""), err
-    assert out == f"SQLite file {db}: schema version 0 -> 1 (1 migration applied)\n"
+    latest = len(SQLITE_MIGRATIONS)
+    assert out == f"SQLite file {db}: schema version 0 -> {latest} ({latest} migrations applied)\n"
     code, out, _ = await _run("migrate", env=sqlite)
-    assert code == 0 and "schema version 1, up to date (nothing to do)" in out
+    assert code == 0 and f"schema version {latest}, up to date (nothing to do)" in out
 
     code, out, err = await _run(
         "session", "create", "--title", "Moving", "--host", "alice", env=sqlite
@@ -665,7 +674,7 @@ async def test_cli_export_import_migrate_from_sqlite_to_postgres(
     assert not [p for p in tmp_path.iterdir() if "partial" in p.name]  # noqa: ASYNC240
 
     code, out, err = await _run("migrate", "--check", env=postgres)
-    assert code == 1 and "schema version 0, this collab-relay needs 1" in out, out + err
+    assert code == 1 and f"schema version 0, this collab-relay needs {latest}" in out, out + err
     # With automatic migration off, nothing opens a database whose schema is behind.
     code, out, err = await _run(
         "session", "list", env={**postgres, "COLLAB_RELAY_AUTO_MIGRATE": "false"}
@@ -677,7 +686,7 @@ async def test_cli_export_import_migrate_from_sqlite_to_postgres(
     assert "kept: editors' sidecars resume where they were" in out
     assert "relay secret kept: tokens minted before the move stay valid" in out
     code, out, err = await _run("migrate", env=postgres)
-    assert code == 0 and "schema version 1, up to date (nothing to do)" in out, err
+    assert code == 0 and f"schema version {latest}, up to date (nothing to do)" in out, err
     code, out, err = await _run("migrate", "--check", env=postgres)
     assert code == 0 and "up to date" in out, err
     code, out, err = await _run("session", "list", env=postgres)
@@ -715,3 +724,24 @@ async def test_cli_export_to_stdout_and_import_from_stdin(tmp_path: Path) -> Non
         assert await copy.list_sessions() == before["sessions"]
     finally:
         await copy.close()
+
+
+async def test_a_version_1_database_loses_only_the_unused_seed_indexes(tmp_path: Path) -> None:
+    path = str(tmp_path / "v1.db")
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
+        for statement in _sqlite_statements(SQLITE_MIGRATIONS[0]):
+            db.execute(statement)
+        db.execute("INSERT INTO meta (key, value) VALUES ('schema_version', '1')")
+    location = StoreLocation.sqlite(path)
+    assert await migrate(location) == (1, len(SQLITE_MIGRATIONS))
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        indexes = {
+            row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='index'")
+        }
+    assert "idx_session_messages" not in indexes and "idx_session_events" not in indexes
+    # What the relay reads by (seq, client ids, participants) is still indexed.
+    assert {
+        "idx_session_messages_seq",
+        "idx_session_events_client",
+        "idx_session_participants",
+    } <= indexes
