@@ -18,6 +18,7 @@ import asyncio
 import json
 import os
 import resource
+import shutil
 import signal
 import sys
 import tempfile
@@ -118,6 +119,7 @@ async def main(args: argparse.Namespace) -> None:
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set_result, None)
     await stop
     await relay.stop()
+    shutil.rmtree(folder, ignore_errors=True)  # ~30 MB of SQLite per durable point
     if args.database_url is not None:
         import asyncpg  # type: ignore[import-untyped]
 

@@ -30,6 +30,7 @@ from websockets.protocol import State
 from collab_lsp.protocol.errors import CloseCode
 from collab_lsp.relay.metrics import Metrics
 from collab_lsp.relay.outbox import Outbox
+from collab_lsp.relay.pipeline import FramePipeline
 from collab_lsp.relay.ratelimit import SlidingWindow
 
 if TYPE_CHECKING:
@@ -111,6 +112,7 @@ class Connection:
         self.websocket = websocket
         self.metrics = metrics
         self.outbox = Outbox(durable_limit, sink=self._write_soon)
+        self.pipeline = FramePipeline()
         self.error_budget = SlidingWindow(max_errors_per_minute, 60.0)
         self.opened_at = time.monotonic()
         self.user_id = ""

@@ -27,6 +27,7 @@ from collab_lsp.protocol.server_frames import (
     Pong,
 )
 from collab_lsp.relay.broker import BrokerUnavailable
+from collab_lsp.relay.pipeline import PIPELINED_TYPES
 from collab_lsp.relay.store.base import CommittedEvent, StoreUnavailable
 
 if TYPE_CHECKING:
@@ -82,8 +83,14 @@ class FrameHandlers:
         }
 
     async def handle(self, connection: Connection, raw: str | bytes) -> None:
-        """Handle one frame; any refusal becomes an error frame and the connection stays."""
+        """Handle one frame; any refusal becomes an error frame and the connection stays.
+
+        Chat messages and comments are answered in the connection's pipeline (see
+        ``relay/pipeline.py``); every other frame, and every refusal, waits for the frames
+        before it to be answered.
+        """
         ref: str | None = None
+        pipeline = connection.pipeline
         try:
             size = _size_in_bytes(raw, self.relay.config.max_frame_bytes)
             if size > self.relay.config.max_frame_bytes:
@@ -98,14 +105,32 @@ class FrameHandlers:
                 raise
             ref = frame.id
             self.relay.metrics.frames_received[frame.type] += 1
+            pipelined = frame.type in PIPELINED_TYPES
+            if not pipelined:
+                await pipeline.settled()
             room = connection.room
             assert room is not None
             self._authorize(connection, room, frame)
             await self._check_durable_rate(connection, room, frame)
-            await self._table[frame.type](connection, room, frame)
-        except ProtocolError as error:
+            work = self._table[frame.type](connection, room, frame)
+            if pipelined:
+                await pipeline.start(self._answer(connection, work, ref))
+                return
+            await work
+        except Exception as error:
+            await pipeline.settled()
+            self._refuse(connection, error, ref)
+
+    async def _answer(self, connection: Connection, work: Awaitable[None], ref: str | None) -> None:
+        try:
+            await work
+        except Exception as error:
+            self._refuse(connection, error, ref)
+
+    def _refuse(self, connection: Connection, error: Exception, ref: str | None) -> None:
+        if isinstance(error, ProtocolError):
             self.send_error(connection, error, ref)
-        except (StoreUnavailable, BrokerUnavailable) as error:
+        elif isinstance(error, (StoreUnavailable, BrokerUnavailable)):
             log.warning("durable write refused: %s", error)
             self.send_error(
                 connection,
@@ -115,9 +140,9 @@ class FrameHandlers:
                 ),
                 ref,
             )
-        except Exception:
+        else:
             # A bug must cost one frame, never the connection or anyone else's.
-            log.exception("frame handler failed")
+            log.error("frame handler failed", exc_info=error)
             self.send_error(
                 connection,
                 ProtocolError(ErrorCode.INTERNAL_ERROR, "the relay failed on this frame"),

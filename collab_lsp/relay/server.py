@@ -248,6 +248,7 @@ class Relay:
             pass
         finally:
             self.connections.discard(connection)
+            await connection.pipeline.settled()  # its last messages are committed or refused
             await connection.stop_sender()
             self.metrics.connection_duration.observe(time.monotonic() - connection.opened_at)
             self._detach(connection)
