@@ -60,6 +60,7 @@ from collab_lsp.relay.store.sqlite import (
     _duplicate,
     _invite,
     _message,
+    _new_message,
     _participant,
     _session,
     _user_info,
@@ -169,6 +170,7 @@ class PostgresStore:
                 max_size=self.max_size,
                 timeout=self.timeout,
                 server_settings=settings,
+                reset=_nothing_to_reset,
             )
         except (*_UNAVAILABLE_ERRORS, asyncpg.PostgresError, ValueError) as exc:
             raise StoreUnavailable(f"cannot connect to PostgreSQL at {self.where}: {exc}") from exc
@@ -623,9 +625,11 @@ class PostgresStore:
                 else None,
                 "resolved": False,
             }
-            await db.execute(
+            # The author's name comes back with the insert: one round trip, no read-back.
+            username = await db.fetchval(
                 "INSERT INTO session_messages (id, session_id, user_id, message_type, content, "
-                "metadata, parent_id, created_at, seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                "metadata, parent_id, created_at, seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+                "RETURNING (SELECT username FROM users WHERE id = $3)",
                 message_id,
                 session_id,
                 user_id,
@@ -636,14 +640,10 @@ class PostgresStore:
                 now,
                 seq,
             )
-            stored = await _message_in(db, session_id, message_id)
+            stored = _new_message(message_id, seq, message_type, user_id, username, fields, now)
             key = "comment" if message_type is MessageType.COMMENT else "message"
             event_type = "code_comment" if message_type is MessageType.COMMENT else "chat_message"
-            return {
-                "type": event_type,
-                "id": message_id,
-                key: stored.model_dump(mode="json", exclude_none=True),
-            }
+            return {"type": event_type, "id": message_id, key: stored}
 
         return await self._event(session_id, user_id, client_id, build)
 
@@ -962,6 +962,13 @@ async def _participant_in(
             ErrorCode.UNKNOWN_USER, f"{user_id!r} is not a participant of this session", field=field
         )
     return _participant(row)
+
+
+async def _nothing_to_reset(_connection: Connection) -> None:
+    """The pool's reset on release: none. asyncpg's default runs a query (RESET ALL,
+    UNLISTEN...) each time a connection goes back, a round trip per write; the store sets
+    no session state, takes no advisory locks and listens to nothing, and every
+    transaction it opens is closed by its context manager."""
 
 
 async def _message_in(
