@@ -622,6 +622,30 @@ def plots(res: dict[str, Any], folder: Path) -> list[str]:
         fig.savefig(folder / "relay_fanout_p99.png", dpi=90)
         plt.close(fig)
         names.append("relay_fanout_p99.png")
+    durable = res.get("durable") or []
+    if durable:
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+        servers = list(dict.fromkeys(r["server"] for r in durable))
+        for ax, label in zip(axes, dict.fromkeys(r["label"] for r in durable), strict=False):
+            rows = {r["server"]: r for r in durable if r["label"] == label}
+            for offset, stat in ((-0.2, "p50"), (0.2, "p99")):
+                ax.bar(
+                    [i + offset for i in range(len(servers))],
+                    [rows[name]["ack_ms"][stat] or 0 for name in servers],
+                    width=0.4,
+                    label=f"ack {stat}",
+                )
+            ticks = [f"{name}\n{rows[name]['acked_per_s']:,.0f} acked/s" for name in servers]
+            ax.set_xticks(range(len(servers)), ticks, fontsize=8)
+            ax.set_yscale("log")
+            ax.axhline(20, color="grey", ls="--", lw=0.8)
+            ax.set(title=label, ylabel="ack latency (ms)")
+            ax.legend(fontsize=8)
+        fig.suptitle("Durable chat, 100 senders (dashed: the 20 ms target)")
+        fig.tight_layout()
+        fig.savefig(folder / "relay_durable.png", dpi=90)
+        plt.close(fig)
+        names.append("relay_durable.png")
     return names
 
 
