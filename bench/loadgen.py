@@ -23,6 +23,7 @@ import re
 import resource
 import sys
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -92,10 +93,16 @@ def encode(text: str) -> bytes:
 
 
 class WS(asyncio.Protocol):
-    """One client connection: the handshake, then every text frame goes to ``on_frame``."""
+    """One client connection: the handshake, then every text frame goes to ``on_frame``.
 
-    def __init__(self, path: str, host: str, on_frame: Any) -> None:
+    With ``compress``, it offers permessage-deflate (RFC 7692) and inflates what the server
+    compressed (one inflater per connection: context takeover); it sends uncompressed.
+    """
+
+    def __init__(self, path: str, host: str, on_frame: Any, compress: bool = False) -> None:
         self.path, self.host, self.on_frame = path, host, on_frame
+        self.compress = compress
+        self.inflater: Any = None
         self.buf = bytearray()
         self.open = False
         self.transport: asyncio.Transport | None = None
@@ -105,11 +112,16 @@ class WS(asyncio.Protocol):
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
         key = base64.b64encode(os.urandom(16)).decode()
+        offer = (
+            "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+            if self.compress
+            else ""
+        )
         transport.write(
             (
                 f"GET {self.path} HTTP/1.1\r\nHost: {self.host}\r\nUpgrade: websocket\r\n"
                 f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                "Sec-WebSocket-Version: 13\r\n\r\n"
+                f"Sec-WebSocket-Version: 13\r\n{offer}\r\n"
             ).encode()
         )
 
@@ -137,6 +149,11 @@ class WS(asyncio.Protocol):
                 assert self.transport is not None
                 self.transport.close()
                 return
+            head = bytes(buf[:end]).lower()
+            if self.compress:
+                if b"permessage-deflate" not in head:
+                    raise ConnectionError("the server did not accept permessage-deflate")
+                self.inflater = zlib.decompressobj(-zlib.MAX_WBITS)
             del buf[: end + 4]
             self.open = True
         pos = 0
@@ -160,6 +177,8 @@ class WS(asyncio.Protocol):
             payload = bytes(buf[start : start + length])
             pos = start + length
             opcode = b0 & 0x0F
+            if b0 & 0x40 and self.inflater is not None:  # RSV1: a compressed message
+                payload = self.inflater.decompress(payload + b"\x00\x00\xff\xff")
             if opcode == 1:
                 if not self.connected.done():
                     if b'"connected"' in payload[:40]:
@@ -182,6 +201,7 @@ class Target:
         self.kind = spec["kind"]
         self.port = spec["port"]
         self.secret = spec.get("secret")
+        self.compress = bool(spec.get("compression"))
         self.auth: Any = None
         if self.kind == "relay":
             sys.path.insert(0, str(REPO))
@@ -201,8 +221,9 @@ class Target:
         loop = asyncio.get_running_loop()
         path = self.path(session_id, user)
         started = time.monotonic()
+        address = f"127.0.0.1:{self.port}"
         _, proto = await loop.create_connection(
-            lambda: WS(path, f"127.0.0.1:{self.port}", on_frame), "127.0.0.1", self.port
+            lambda: WS(path, address, on_frame, self.compress), "127.0.0.1", self.port
         )
         await asyncio.wait_for(proto.connected, 60)
         return proto, time.monotonic() - started

@@ -40,6 +40,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--default-gc", action="store_true", help="skip the GC tuning of serve")
     parser.add_argument("--commit-window", type=float, default=None)
     parser.add_argument("--database-url", default=None, help="PostgreSQL instead of SQLite")
+    parser.add_argument("--compression", choices=["True", "False"], default=None)
     args = parser.parse_args()
     if args.loop == "auto":
         try:
@@ -67,6 +68,8 @@ async def main(args: argparse.Namespace) -> None:
         settings["cursor_interval_seconds"] = args.cursor_interval
     if args.durable_rate is not None:
         settings["durable_rate_per_minute"] = args.durable_rate
+    if args.compression is not None:
+        settings["compression"] = args.compression == "True"
     if args.commit_window is not None:
         settings["commit_window_seconds"] = args.commit_window
     if args.database_url is not None:

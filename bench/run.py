@@ -38,6 +38,7 @@ RELAY_CORE, LOADGEN_CORE = "0", "1"
 COALESCE = 0.05  # the relay's default cursor_interval_seconds
 DURABLE_RATE = 10_000_000  # durable_rate_per_minute for the durable benchmark
 POSTGRES = "relay on PostgreSQL"
+COMPRESSED = "relay, compression on"
 DEFAULT_POSTGRES_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 
 
@@ -192,10 +193,17 @@ def scenario_fanout(opts: argparse.Namespace, t: dict[str, float]) -> list[dict[
     shapes = [(1, 3)] if opts.tiny else [(1, 2), (1, 10), (1, 50), (50, 10)]
     rows = []
     for sessions, per in shapes:
-        for kind in ("relay", "reference"):
-            coalesce = COALESCE if kind == "relay" else 0.0
-            r = point(kind, opts, fanout_spec(sessions, per, 10, t, coalesce))
-            r.update(sessions=sessions, participants=per, rate=10)
+        for kind in ("relay", "reference", COMPRESSED):
+            coalesce = COALESCE if kind != "reference" else 0.0
+            spec = fanout_spec(sessions, per, 10, t, coalesce)
+            if kind == COMPRESSED:
+                if per < 10 and not opts.tiny:
+                    continue
+                spec["compression"] = True
+                r = point("relay", opts, spec, compression=True)
+            else:
+                r = point(kind, opts, spec)
+            r.update(sessions=sessions, participants=per, rate=10, server=kind)
             rows.append(r)
     return rows
 
@@ -303,7 +311,9 @@ def report(res: dict[str, Any], opts: argparse.Namespace, took: float) -> str:
         f"{platform.release()}; load average {res['load_before']} before the run, "
         f"{res['load_after']} after). Each point starts a fresh server process pinned to core "
         f"{RELAY_CORE} and a fresh load generator pinned to core {LOADGEN_CORE} (`taskset`), "
-        "on 127.0.0.1; compression off on both servers. The relay runs from "
+        "on 127.0.0.1; compression off on both servers, except in the rows *"
+        f"{COMPRESSED}* (permessage-deflate, `compression = true`; the load generator "
+        "inflates every frame with one zlib context per connection). The relay runs from "
         f"`{res['collab_lsp']}` on the {res['relay_loop']} event loop with a fresh SQLite file "
         "(synchronous=NORMAL); the reference on asyncio's. Other people's tests share the "
         f"machine: a point during which other processes used more than {opts.quiet:g}% of a "

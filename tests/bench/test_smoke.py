@@ -41,7 +41,7 @@ def test_quick_tiny_run_produces_well_formed_results(tmp_path: Path) -> None:
 
     assert json.loads(raw.read_text(encoding="utf-8"))["fanout"]
     servers = {r["server"] for r in res["fanout"]}
-    assert servers == {"relay", "reference"}
+    assert servers == {"relay", "reference", run.COMPRESSED}  # compressed frames were inflated
     for r in res["fanout"] + res["saturation"]:
         assert r["delivered_per_s"] > 0
         assert r["latency_ms"]["samples"] > 0
