@@ -8,9 +8,10 @@ survives a power loss, at the price of one fsync per group commit.
 
 Under load (the last commit held several writes and ended less than ``commit_window``
 seconds ago) a commit also waits until its first write has been queued that long, so that
-more writes share it: a commit costs about as much as 15 chat messages (the WAL frames of
-every page it touched, the hand-off to the writer thread and back), and the events of one
-commit reach each recipient in one socket write. Writes that come one at a time (a lone
+more writes share it: small commits cost the most per write (the WAL frames of every page
+a commit touched, the hand-off to the writer thread and back: measured, 229 µs of CPU per
+chat message one at a time, 92 at 20 a commit, 79 at 100), and the events of one commit
+reach each recipient in one socket write. Writes that come one at a time (a lone
 caller awaiting each) are committed at once.
 
 Checkpoints (copying the WAL back into the database file) run on a thread of their
@@ -233,8 +234,8 @@ class SqliteStore:
         connection.execute("PRAGMA busy_timeout=5000")
         connection.execute(f"PRAGMA wal_autocheckpoint={_WAL_PAGES}")
         # Every job runs in a savepoint, whose statement journal is a temporary file by
-        # default: a pwrite() per page each job touches. In memory it is a third less CPU
-        # per stored message; nothing in it outlives the transaction anyway.
+        # default: a pwrite() per page each job touches. In memory it is over a quarter less
+        # CPU per stored message; nothing in it outlives the transaction anyway.
         connection.execute("PRAGMA temp_store=MEMORY")
         try:
             migrate_sqlite(connection, apply=self.migrate)
