@@ -42,6 +42,20 @@ class ParticipantView:
         return self.presence.status if self.presence else PresenceStatus.ACTIVE
 
 
+def _as_listed(participant: ParticipantView) -> tuple[object, ...]:
+    """What a participants list shows of someone's presence (see render.participants_payload)."""
+    presence = participant.presence
+    if presence is None:
+        return (participant.status,)
+    cursor, viewport = presence.cursor, presence.viewport
+    where = (
+        (cursor.file, cursor.line)
+        if cursor
+        else ((viewport.file, viewport.start_line) if viewport else None)
+    )
+    return (participant.status, where, presence.following)
+
+
 @dataclass
 class Thread:
     root: Message
@@ -240,10 +254,13 @@ class SessionView:
         if participant is None:
             return Changes()
         before = self._files_of(participant)
+        listed = _as_listed(participant)
         participant.presence = frame.presence
         participant.online = True
         return Changes(
-            participants=True,
+            # Most presence updates only move a cursor along its line: the participants
+            # list (status, file, line, following) then stays as it was.
+            participants=_as_listed(participant) != listed,
             cursor_files=before | self._files_of(participant),
             moved={frame.user_id},
         )

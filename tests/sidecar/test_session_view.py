@@ -85,3 +85,22 @@ def test_hover_shows_other_peoples_markup_as_text() -> None:
     assert hover is not None
     value = hover.contents.value  # type: ignore[union-attr]
     assert "\\[click\\]\\(http://evil\\)" in value and "&lt;img src=x&gt;" in value
+
+
+def _moved(column: int, line: int = 4, status: str = "active") -> dict[str, Any]:
+    cursor = {"file": "a.py", "line": line, "column": column}
+    presence = {"status": status, "cursor": cursor, "last_activity": NOW}
+    return {"type": "presence_update", "session_id": "s", "user_id": "alice", "presence": presence}
+
+
+def test_the_participants_list_changes_only_when_what_it_shows_changes() -> None:
+    view = SessionView()
+    view.apply(_connected([]))
+    first = view.apply(_moved(column=1))
+    assert first.participants and first.moved == {"alice"}  # where alice is: now known
+    along = view.apply(_moved(column=2))
+    # Typing along a line moves the cursor (the editor redraws it) but not the list.
+    assert not along.participants and along.cursor_files == {"a.py"}
+    assert view.apply(_moved(column=2, line=5)).participants  # another line
+    assert view.apply(_moved(column=2, line=5, status="idle")).participants
+    assert not view.apply(_moved(column=9, line=5, status="idle")).participants
