@@ -2,7 +2,8 @@
 
 Tracked (seed, "Metrics & Monitoring"): active collaborations, messages per
 session, participants per session, connection duration, message delivery latency;
-plus connections, frames by type, errors by code and dropped ephemeral frames.
+plus connections, frames by type, errors by code, dropped ephemeral frames, and the
+store's commits and the writes in them (how well group commit batches).
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ class Metrics:
         open_connections: int,
         participants_per_session: dict[str, int],
         healthy: Callable[[], bool],
+        store_commits: int = 0,
+        store_writes: int = 0,
     ) -> str:
         active = sum(1 for count in participants_per_session.values() if count > 0)
         lines = [
@@ -104,6 +107,13 @@ class Metrics:
             "# HELP collab_delivery_latency_seconds From receiving a frame to writing it out.",
             "# TYPE collab_delivery_latency_seconds histogram",
             *self.delivery_latency.render("collab_delivery_latency_seconds"),
+            "# HELP collab_store_commits_total Transactions the store committed (SQLite: group "
+            "commits, see commit_window_seconds).",
+            "# TYPE collab_store_commits_total counter",
+            f"collab_store_commits_total {store_commits}",
+            "# HELP collab_store_writes_total Writes in those commits (per commit: batch size).",
+            "# TYPE collab_store_writes_total counter",
+            f"collab_store_writes_total {store_writes}",
             "# HELP collab_up 1 when the store answers.",
             "# TYPE collab_up gauge",
             f"collab_up {1 if healthy() else 0}",

@@ -180,6 +180,8 @@ class Relay:
                     sid: len(room.online()) for sid, room in self.rooms.items()
                 },
                 healthy=self._healthy,
+                store_commits=self.store.commits,
+                store_writes=self.store.committed_writes,
             )
             response = connection.respond(HTTPStatus.OK, text)
             del response.headers["Content-Type"]  # Headers keeps repeated keys: replace it

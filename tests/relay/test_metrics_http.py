@@ -79,6 +79,10 @@ async def test_metrics_reflect_traffic(relay: RelayHandle) -> None:
     assert after['collab_frames_received_total{type="chat_message"}'] == K
     assert after["collab_delivery_latency_seconds_count"] >= 2 * K
     assert after["collab_open_connections"] == 2
+    # Each chat message was awaited before the next was sent: a commit each, at least.
+    commits = after["collab_store_commits_total"] - before["collab_store_commits_total"]
+    writes = after["collab_store_writes_total"] - before["collab_store_writes_total"]
+    assert writes >= K and 1 <= commits <= writes
 
     # A connection's duration is observed when it closes.
     await bob.close()

@@ -81,6 +81,8 @@ class Snapshot:
 
 class Store(Protocol):
     epoch: str
+    commits: int  # transactions committed so far (SQLite: group commits)
+    committed_writes: int  # writes in them: writes / commits is the group-commit batch size
 
     @property
     def healthy(self) -> bool:

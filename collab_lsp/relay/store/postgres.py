@@ -140,6 +140,8 @@ class PostgresStore:
         self.timeout = timeout
         self.migrate = migrate
         self.epoch = ""
+        self.commits = 0
+        self.committed_writes = 0
         self._pool: Any = None
         self._listeners: list[OnCommit] = []
         self._session_locks: dict[str, _SessionLock] = {}
@@ -249,6 +251,8 @@ class PostgresStore:
         async with self._connection("write") as db, db.transaction():
             result = await job(db)
         self._write_failed = False
+        self.commits += 1  # one write, one transaction
+        self.committed_writes += 1
         return result
 
     async def _read(self, work: Callable[[Connection], Awaitable[T]]) -> T:

@@ -136,7 +136,8 @@ class SqliteStore:
         self.path = path
         self.synchronous = synchronous
         self.commit_window = commit_window
-        self.commits = 0  # group commits so far
+        self.commits = 0
+        self.committed_writes = 0
         self._last_commit = -math.inf
         self._last_batch = 0
         self.migrate = migrate
@@ -344,6 +345,7 @@ class SqliteStore:
             return
         self._last_write_failed = False
         self.commits += 1
+        self.committed_writes += len(batch)
         self._last_batch = len(batch)
         self._last_commit = asyncio.get_running_loop().time()
         self._checkpoint_soon()
