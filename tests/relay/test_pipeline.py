@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from tests.helpers import Client
+from tests.helpers import Client, RelayHandle
 from tests.relay.relay_process import in_process_relay, next_durable
 
 NO_RATE_LIMIT = 1_000_000
@@ -28,16 +27,22 @@ async def answers(client: Client, count: int) -> list[dict[str, Any]]:
     return got
 
 
+async def alice_and_bob(relay: RelayHandle) -> tuple[Client, Client]:
+    """Two participants of a new session, alice having seen bob join."""
+    session_id = await relay.create_session()
+    alice = await relay.join(session_id, "alice", "host")
+    bob = await relay.join(session_id, "bob")
+    assert (await next_durable(alice))["user"]["id"] == "bob"
+    return alice, bob
+
+
 def chat(i: int, **extra: Any) -> dict[str, Any]:
     return {"type": "chat_message", "id": f"c{i}", "content": f"message {i}", **extra}
 
 
 async def test_a_burst_commits_together_in_the_order_sent(tmp_path: Path) -> None:
     async with in_process_relay(tmp_path, durable_rate_per_minute=NO_RATE_LIMIT) as relay:
-        session_id = await relay.create_session()
-        alice = await relay.join(session_id, "alice", "host")
-        bob = await relay.join(session_id, "bob")
-        assert (await next_durable(alice))["user"]["id"] == "bob"
+        alice, bob = await alice_and_bob(relay)
         frames = [chat(i) for i in range(30)]
         frames[10] = chat(10, parent_id="m_nothere")  # refused by the store, alone
         frames[20] = {
@@ -88,12 +93,8 @@ async def test_a_request_after_messages_is_answered_after_them(tmp_path: Path) -
 
 async def test_messages_still_in_flight_when_the_sender_leaves_are_kept(tmp_path: Path) -> None:
     async with in_process_relay(tmp_path, durable_rate_per_minute=NO_RATE_LIMIT) as relay:
-        session_id = await relay.create_session()
-        alice = await relay.join(session_id, "alice", "host")
-        bob = await relay.join(session_id, "bob")
-        assert (await next_durable(alice))["user"]["id"] == "bob"
-        for i in range(20):
-            await alice.ws.send(json.dumps(chat(i)))
+        alice, bob = await alice_and_bob(relay)
+        await send_all(alice, [chat(i) for i in range(20)])
         await alice.close()
         contents = []
         while len(contents) < 20:
