@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -109,6 +110,55 @@ def _checkpoint(db: sqlite3.Connection) -> None:
     db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
 
 
+class _AnswerAfterRollback(Exception):
+    """A refused job whose answer is read once its savepoint is rolled back (a resend)."""
+
+    def __init__(self, answer: Callable[[sqlite3.Connection], Any]) -> None:
+        super().__init__("answered after rollback")
+        self.answer = answer
+
+
+class _UserNames:
+    """Writer-thread cache of users' names, so an appended message needs no lookup.
+
+    Exact, not a guess: this connection's own writes update it, a job that fails clears
+    it (its savepoint may have undone a rename), and so does any commit by another
+    connection (``PRAGMA data_version``, checked at the start of every batch).
+    """
+
+    def __init__(self) -> None:
+        self._names: dict[str, str] = {}
+        self._data_version: int | None = None
+
+    def check(self, db: sqlite3.Connection) -> None:
+        version = int(db.execute("PRAGMA data_version").fetchone()[0])
+        if version != self._data_version:
+            self._names.clear()
+            self._data_version = version
+
+    def clear(self) -> None:
+        self._names.clear()
+
+    def get(self, db: sqlite3.Connection, user_id: str) -> str:
+        name = self._names.get(user_id)
+        if name is None:
+            row = db.execute("SELECT username FROM users WHERE id = ?", (user_id,)).fetchone()
+            if row is None:
+                raise ProtocolError(ErrorCode.UNKNOWN_USER, f"{user_id!r} is not a known user")
+            name = self._names[user_id] = str(row[0])
+        return name
+
+    def upsert(
+        self, db: sqlite3.Connection, user_id: str, username: str, kind: ParticipantKind, now: str
+    ) -> None:
+        db.execute(
+            "INSERT INTO users (id, username, kind, created_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET username = excluded.username, kind = excluded.kind",
+            (user_id, username, kind.value, now),
+        )
+        self._names[user_id] = username
+
+
 class _Pending:
     __slots__ = ("future", "job", "queued_at")
 
@@ -153,6 +203,7 @@ class SqliteStore:
         self._writer_task: asyncio.Task[None] | None = None
         self._listeners: list[OnCommit] = []
         self._committed: list[CommittedEvent] = []
+        self._users = _UserNames()
         self._read_lock = asyncio.Lock()
         self._last_write_failed = False
         self._snapshot_owner: asyncio.Task[Any] | None = None
@@ -376,6 +427,7 @@ class SqliteStore:
         self._committed = []
         try:
             writer.execute("BEGIN IMMEDIATE")
+            self._users.check(writer)
             for pending in batch:
                 marker = len(self._committed)
                 writer.execute("SAVEPOINT job")
@@ -385,20 +437,33 @@ class SqliteStore:
                     raise  # the database itself is in trouble: fail the batch
                 except Exception as exc:
                     # A refused or broken job rolls back alone; the batch goes on.
-                    if not isinstance(exc, ProtocolError):
+                    if not isinstance(exc, (ProtocolError, _AnswerAfterRollback)):
                         log.exception("store job failed")
                     writer.execute("ROLLBACK TO job")
+                    self._users.clear()
                     del self._committed[marker:]
-                    outcomes.append((pending, None, exc))
+                    outcomes.append(self._after_rollback(writer, pending, exc))
                 else:
                     outcomes.append((pending, result, None))
                 writer.execute("RELEASE job")
             writer.execute("COMMIT")
         except sqlite3.Error:
+            self._users.clear()
             with contextlib.suppress(sqlite3.Error):
                 writer.execute("ROLLBACK")
             raise
         return outcomes, self._committed
+
+    @staticmethod
+    def _after_rollback(
+        writer: sqlite3.Connection, pending: _Pending, failure: Exception
+    ) -> tuple[_Pending, Any, BaseException | None]:
+        if not isinstance(failure, _AnswerAfterRollback):
+            return pending, None, failure
+        try:  # in the batch, so the answer keeps its place among the others' answers
+            return pending, failure.answer(writer), None
+        except Exception as error:
+            return pending, None, error
 
     # -- reads -----------------------------------------------------------------------
 
@@ -533,7 +598,7 @@ class SqliteStore:
         now = utc_now()
 
         def job(db: sqlite3.Connection) -> None:
-            _upsert_user(db, host_id, host_name, host_kind, now)
+            self._users.upsert(db, host_id, host_name, host_kind, now)
             db.execute(
                 "INSERT INTO sessions (id, title, status, host_id, created_at) "
                 "VALUES (?, ?, 'active', ?, ?)",
@@ -632,15 +697,7 @@ class SqliteStore:
     ) -> CommittedEvent:
         """Run ``build`` in the writer transaction and append the frame it returns."""
 
-        def job(db: sqlite3.Connection) -> CommittedEvent:
-            if client_id is not None:
-                row = db.execute(
-                    "SELECT event_id, seq, event_type, event_data FROM session_events "
-                    "WHERE session_id = ? AND user_id = ? AND client_id = ?",
-                    (session_id, user_id, client_id),
-                ).fetchone()
-                if row is not None:
-                    return _duplicate(session_id, row)
+        def append(db: sqlite3.Connection) -> CommittedEvent:
             seq_row = db.execute(
                 "UPDATE sessions SET last_seq = last_seq + 1 WHERE id = ? AND status != 'ended' "
                 "RETURNING last_seq",
@@ -669,6 +726,21 @@ class SqliteStore:
             self._committed.append(event)
             return event
 
+        def job(db: sqlite3.Connection) -> CommittedEvent:
+            # A resend is rare: rather than a lookup before every append, the unique index
+            # on client ids refuses it (or the job is refused: the session has ended since),
+            # and once the job's savepoint is rolled back the stored event is the answer.
+            try:
+                return append(db)
+            except (sqlite3.IntegrityError, ProtocolError) as refusal:
+                if client_id is None or (
+                    isinstance(refusal, sqlite3.IntegrityError) and "client_id" not in str(refusal)
+                ):
+                    raise
+                raise _AnswerAfterRollback(
+                    functools.partial(_resent, session_id, user_id, client_id, refusal)
+                ) from refusal
+
         return await self._write(job)
 
     async def join(
@@ -684,7 +756,7 @@ class SqliteStore:
         now = utc_now()
 
         def record(db: sqlite3.Connection) -> None:
-            _upsert_user(db, user_id, username, kind, now)
+            self._users.upsert(db, user_id, username, kind, now)
             db.execute(
                 "INSERT INTO session_participants (id, session_id, user_id, role, joined_at, "
                 "is_active, last_seen) VALUES (?, ?, ?, ?, ?, TRUE, ?) "
@@ -770,7 +842,7 @@ class SqliteStore:
             )
             # What _message_in() would read back, built from what was just inserted.
             stored = _new_message(
-                message_id, seq, message_type, user_id, _username(db, user_id), fields, now
+                message_id, seq, message_type, user_id, self._users.get(db, user_id), fields, now
             )
             key = "comment" if message_type is MessageType.COMMENT else "message"
             event_type = "code_comment" if message_type is MessageType.COMMENT else "chat_message"
@@ -1134,11 +1206,18 @@ def _new_message(
     return stored
 
 
-def _username(db: sqlite3.Connection, user_id: str) -> str:
-    row = db.execute("SELECT username FROM users WHERE id = ?", (user_id,)).fetchone()
+def _resent(
+    session_id: str, user_id: str | None, client_id: str, refusal: Exception, db: sqlite3.Connection
+) -> CommittedEvent:
+    """The event already stored under this client id, or the job's refusal if none is."""
+    row = db.execute(
+        "SELECT event_id, seq, event_type, event_data FROM session_events "
+        "WHERE session_id = ? AND user_id = ? AND client_id = ?",
+        (session_id, user_id, client_id),
+    ).fetchone()
     if row is None:
-        raise ProtocolError(ErrorCode.UNKNOWN_USER, f"{user_id!r} is not a known user")
-    return str(row[0])
+        raise refusal
+    return _duplicate(session_id, row)
 
 
 def _duplicate(session_id: str, row: Any) -> CommittedEvent:
@@ -1154,16 +1233,6 @@ def _user_info(participant: ParticipantRecord) -> dict[str, Any]:
         "kind": participant.kind.value,
         "color_index": color_index(participant.user_id),
     }
-
-
-def _upsert_user(
-    db: sqlite3.Connection, user_id: str, username: str, kind: ParticipantKind, now: str
-) -> None:
-    db.execute(
-        "INSERT INTO users (id, username, kind, created_at) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT (id) DO UPDATE SET username = excluded.username, kind = excluded.kind",
-        (user_id, username, kind.value, now),
-    )
 
 
 def _participant_in(

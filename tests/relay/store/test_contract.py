@@ -460,6 +460,34 @@ async def test_client_ids_make_writes_idempotent(store: Store) -> None:
     assert again.duplicate and again.seq == reacted.seq
 
 
+async def test_a_resend_queued_with_its_original_is_one_event(store: Store) -> None:
+    seen = record_events(store)
+    session_id = await new_session(store, "bob")
+    # Both reach the writer before either commits (one group commit under load).
+    first, again, other = await asyncio.gather(
+        store.add_message(session_id, "bob", "c-1", chat("once")),
+        store.add_message(session_id, "bob", "c-1", chat("once")),
+        store.add_message(session_id, "bob", "c-2", chat("next")),
+    )
+    assert (first.duplicate, again.duplicate, other.duplicate) == (False, True, False)
+    assert again.seq == first.seq and again.event_id == first.event_id
+    assert other.seq == first.seq + 1  # the refused resend took no seq
+    assert [e.seq for e in seen if e.type == "chat_message"] == [first.seq, other.seq]
+
+
+async def test_a_message_carries_its_senders_latest_name(store: Store) -> None:
+    session_id = await new_session(store, "bob")
+    before = await store.add_message(session_id, "bob", None, chat("hi"))
+    await store.join(
+        session_id, user_id="bob", username="Robert", kind=HUMAN, role=Role.EDITOR, announce=False
+    )
+    after = await store.add_message(session_id, "bob", None, chat("hi again"))
+    assert (before.frame["message"]["username"], after.frame["message"]["username"]) == (
+        "Bob",
+        "Robert",
+    )
+
+
 async def test_listeners_see_concurrent_writes_in_seq_order(store: Store) -> None:
     seen = record_events(store)
     session_id = await new_session(store, "bob", "carol")
