@@ -104,7 +104,7 @@ _UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 
 
 class _DuplicateClientId(Exception):
-    """Another relay committed this client id between our check and our insert."""
+    """The client id of this event is stored already: a resend, through this relay or another."""
 
 
 class _SessionLock:
@@ -484,10 +484,6 @@ class PostgresStore:
         """Run ``build`` in one transaction with the next seq and append the frame it returns."""
 
         async def job(db: Connection) -> CommittedEvent:
-            if client_id is not None:
-                row = await db.fetchrow(_CLIENT_EVENT_SQL, session_id, user_id, client_id)
-                if row is not None:
-                    return _duplicate(session_id, row)
             seq = await db.fetchval(
                 "UPDATE sessions SET last_seq = last_seq + 1 WHERE id = $1 AND status <> 'ended' "
                 "RETURNING last_seq",
@@ -525,18 +521,23 @@ class PostgresStore:
                 raise
             return CommittedEvent(session_id, frame["id"], int(seq), frame["type"], frame, wire)
 
+        # A resend is rare: rather than a lookup before every append (a round trip while
+        # the session's lock is held), the unique index on client ids refuses it (or the
+        # job is refused: the session has ended since), the transaction rolls back, and
+        # the stored event is read and answered as a duplicate.
         async with self._session_lock(session_id):
             try:
                 event = await self._write(job)
-            except _DuplicateClientId:
-                # The same client id was applied by another relay meanwhile: this attempt
-                # rolled back, and the caller gets the committed event, as on any resend.
-                assert client_id is not None and user_id is not None
+            except (_DuplicateClientId, ProtocolError) as refusal:
+                if client_id is None or user_id is None:
+                    raise
                 found = await self.find_client_event(session_id, user_id, client_id)
-                assert found is not None
-                return found
-            if not event.duplicate:
-                self._notify(event)
+                if found is not None:
+                    return found
+                if isinstance(refusal, _DuplicateClientId):
+                    raise StoreUnavailable("a resent event vanished; retry") from None
+                raise
+            self._notify(event)
             return event
 
     async def join(
