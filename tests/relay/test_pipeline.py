@@ -106,22 +106,27 @@ async def test_messages_still_in_flight_when_the_sender_leaves_are_kept(tmp_path
 
 async def test_resends_in_a_burst_are_answered_in_their_place(tmp_path: Path) -> None:
     async with in_process_relay(tmp_path, durable_rate_per_minute=NO_RATE_LIMIT) as relay:
-        alice, bob = await alice_and_bob(relay)
-        await send_all(alice, [chat(i) for i in range(5)])
-        first = await answers(alice, 5)
-        # A client back from a reconnect resends what it never saw acked, then goes on;
-        # c5 and its resend reach the writer together.
-        burst = [chat(3), chat(4), chat(5), chat(5), chat(6)]
-        await send_all(alice, burst)
-        replies = await answers(alice, len(burst))
-        assert [reply["ref"] for reply in replies] == ["c3", "c4", "c5", "c5", "c6"]
-        assert [reply["duplicate"] for reply in replies] == [True, True, False, True, False]
-        assert [reply["seq"] for reply in replies[:2]] == [first[3]["seq"], first[4]["seq"]]
-        assert replies[3]["seq"] == replies[2]["seq"] == first[4]["seq"] + 1
-        assert replies[4]["seq"] == replies[2]["seq"] + 1
-        # Bob gets each message once.
-        contents = []
-        while len(contents) < 7:
-            event = await next_durable(bob)
-            contents.append(event["message"]["content"])
-        assert contents == [f"message {i}" for i in range(7)]
+        await resends_in_a_burst(relay)
+
+
+async def resends_in_a_burst(relay: RelayHandle) -> None:
+    """Also run on PostgreSQL (tests/relay/store/test_relay_on_postgres.py)."""
+    alice, bob = await alice_and_bob(relay)
+    await send_all(alice, [chat(i) for i in range(5)])
+    first = await answers(alice, 5)
+    # A client back from a reconnect resends what it never saw acked, then goes on;
+    # c5 and its resend reach the writer together.
+    burst = [chat(3), chat(4), chat(5), chat(5), chat(6)]
+    await send_all(alice, burst)
+    replies = await answers(alice, len(burst))
+    assert [reply["ref"] for reply in replies] == ["c3", "c4", "c5", "c5", "c6"]
+    assert [reply["duplicate"] for reply in replies] == [True, True, False, True, False]
+    assert [reply["seq"] for reply in replies[:2]] == [first[3]["seq"], first[4]["seq"]]
+    assert replies[3]["seq"] == replies[2]["seq"] == first[4]["seq"] + 1
+    assert replies[4]["seq"] == replies[2]["seq"] + 1
+    # Bob gets each message once.
+    contents = []
+    while len(contents) < 7:
+        event = await next_durable(bob)
+        contents.append(event["message"]["content"])
+    assert contents == [f"message {i}" for i in range(7)]

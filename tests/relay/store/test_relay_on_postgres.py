@@ -8,6 +8,7 @@ from collab_lsp.relay.server import Relay
 from collab_lsp.relay.store import PostgresStore
 from tests.helpers import RelayHandle, relay_config
 from tests.relay.store.conftest import PG_DSN
+from tests.relay.test_pipeline import NO_RATE_LIMIT, resends_in_a_burst
 
 
 async def test_a_chat_round_trip_through_a_relay_on_postgres(
@@ -47,3 +48,18 @@ async def test_a_chat_round_trip_through_a_relay_on_postgres(
             await client.close()
         await handle.relay.stop()
     assert not store.healthy  # stopped: the relay closed its store
+
+
+async def test_resends_in_a_burst_are_answered_in_their_place(
+    tmp_path: Path, pg_schema: str
+) -> None:
+    store = PostgresStore(PG_DSN, schema=pg_schema)
+    config = relay_config(tmp_path, durable_rate_per_minute=NO_RATE_LIMIT)
+    handle = RelayHandle(Relay(config, store=store))
+    await handle.relay.start()
+    try:
+        await resends_in_a_burst(handle)
+    finally:
+        for client in handle.clients:
+            await client.close()
+        await handle.relay.stop()
