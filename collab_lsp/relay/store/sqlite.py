@@ -80,6 +80,10 @@ DEFAULT_COMMIT_WINDOW = 0.004
 # automatic checkpoint (inside a commit) only fires if the WAL outgrows _WAL_PAGES.
 _CHECKPOINT_SECONDS = 0.25
 _WAL_PAGES = 8000
+_CLIENT_EVENT_SQL = (
+    "SELECT event_id, seq, event_type, event_data FROM session_events "
+    "WHERE session_id = ? AND user_id = ? AND client_id = ?"
+)
 _MESSAGE_COLUMNS = (
     "m.id, m.seq, m.message_type, m.user_id, u.username, m.content, m.metadata, "
     "m.parent_id, m.created_at, m.updated_at, m.deleted_at"
@@ -681,11 +685,7 @@ class SqliteStore:
     async def find_client_event(
         self, session_id: str, user_id: str, client_id: str
     ) -> CommittedEvent | None:
-        row = await self._fetchone(
-            "SELECT event_id, seq, event_type, event_data FROM session_events "
-            "WHERE session_id = ? AND user_id = ? AND client_id = ?",
-            (session_id, user_id, client_id),
-        )
+        row = await self._fetchone(_CLIENT_EVENT_SQL, (session_id, user_id, client_id))
         return _duplicate(session_id, row) if row else None
 
     async def _event(
@@ -1210,11 +1210,7 @@ def _resent(
     session_id: str, user_id: str | None, client_id: str, refusal: Exception, db: sqlite3.Connection
 ) -> CommittedEvent:
     """The event already stored under this client id, or the job's refusal if none is."""
-    row = db.execute(
-        "SELECT event_id, seq, event_type, event_data FROM session_events "
-        "WHERE session_id = ? AND user_id = ? AND client_id = ?",
-        (session_id, user_id, client_id),
-    ).fetchone()
+    row = db.execute(_CLIENT_EVENT_SQL, (session_id, user_id, client_id)).fetchone()
     if row is None:
         raise refusal
     return _duplicate(session_id, row)
