@@ -15,6 +15,10 @@ seq order. (Events written by *other* relays reach this one through the broker o
 relay's catch-up from ``events_after``, never through these listeners.) Sessions do not
 share a lock, so writes to different sessions still run in parallel on the pool.
 
+While one transaction holds a session's lock, the events queued behind it wait; the next
+holder commits all of them in one transaction (a group commit per session), so a busy
+session pays for one ``BEGIN``/``COMMIT`` and one lock hand-off per batch, not per event.
+
 Errors: a database that cannot be reached raises ``StoreUnavailable`` (never a raw asyncpg
 exception) and ``healthy`` turns False until an operation succeeds again.
 """
@@ -115,6 +119,23 @@ class _SessionLock:
         self.users = 0
 
 
+class _Append:
+    """One event waiting for its session's turn, and whoever waits for its answer."""
+
+    __slots__ = ("client_id", "future", "job", "user_id")
+
+    def __init__(
+        self,
+        job: Callable[[Connection], Awaitable[CommittedEvent]],
+        user_id: str | None,
+        client_id: str | None,
+    ) -> None:
+        self.job = job
+        self.user_id = user_id
+        self.client_id = client_id
+        self.future: asyncio.Future[CommittedEvent] = asyncio.get_running_loop().create_future()
+
+
 class PostgresStore:
     """PostgreSQL via an asyncpg pool; ``schema`` isolates one relay deployment (or test)."""
 
@@ -145,6 +166,7 @@ class PostgresStore:
         self._pool: Any = None
         self._listeners: list[OnCommit] = []
         self._session_locks: dict[str, _SessionLock] = {}
+        self._appends: dict[str, list[_Append]] = {}
         self._write_failed = False
         self._unreachable = False
 
@@ -246,13 +268,13 @@ class PostgresStore:
             raise StoreUnavailable(f"database {action} failed: {exc}") from exc
         self._unreachable = False
 
-    async def _write(self, job: Callable[[Connection], Awaitable[T]]) -> T:
+    async def _write(self, job: Callable[[Connection], Awaitable[T]], writes: int = 1) -> T:
         """Run ``job`` in one transaction; a ProtocolError from it rolls everything back."""
         async with self._connection("write") as db, db.transaction():
             result = await job(db)
         self._write_failed = False
-        self.commits += 1  # one write, one transaction
-        self.committed_writes += 1
+        self.commits += 1
+        self.committed_writes += writes
         return result
 
     async def _read(self, work: Callable[[Connection], Awaitable[T]]) -> T:
@@ -521,24 +543,90 @@ class PostgresStore:
                 raise
             return CommittedEvent(session_id, frame["id"], int(seq), frame["type"], frame, wire)
 
+        append = _Append(job, user_id, client_id)
+        queued = self._appends.setdefault(session_id, [])
+        queued.append(append)
+        try:
+            async with self._session_lock(session_id):
+                if not append.future.done():
+                    # Ours was not in an earlier holder's batch: commit everything queued
+                    # for this session by now (ours first), together.
+                    await self._append_all(session_id, self._appends.pop(session_id))
+        except asyncio.CancelledError:
+            if append in queued:  # not taken yet: it is never written
+                queued.remove(append)
+                if not queued and self._appends.get(session_id) is queued:
+                    del self._appends[session_id]
+            append.future.cancel()
+            raise
+        return append.future.result()
+
+    async def _append_all(self, session_id: str, batch: list[_Append]) -> None:
+        """Group commit per session: one transaction for every event waiting on its lock.
+
+        The lock's holder commits them together, in the order queued, and answers every
+        caller before the next holder starts (a waiter that finds its answer there returns
+        at once), so seqs, fan-out and acks keep the order sent. Should any of them be
+        refused (a resend, a refusal by the store), the batch is rolled back and each is
+        committed on its own, in the same order.
+        """
+
+        async def all_of_them(db: Connection) -> list[CommittedEvent]:
+            return [await append.job(db) for append in batch]
+
+        try:
+            try:
+                events = await self._write(all_of_them, writes=len(batch))
+            except (_DuplicateClientId, ProtocolError) as refusal:
+                if len(batch) == 1:
+                    await self._answer_refused(session_id, batch[0], refusal)
+                else:
+                    for append in batch:
+                        await self._append_alone(session_id, append)
+                return
+            except Exception as failure:  # the database: nobody's event was stored
+                for append in batch:
+                    _fail(append.future, failure)
+                return
+            for append, event in zip(batch, events, strict=True):
+                _answer(append.future, event)
+            for event in events:
+                self._notify(event)
+        finally:
+            # Interrupted (the relay is stopping): whoever is still waiting learns that
+            # the outcome is unknown, and resends (a resend is idempotent).
+            for append in batch:
+                _fail(append.future, StoreUnavailable("the write was interrupted; resend it"))
+
+    async def _append_alone(self, session_id: str, append: _Append) -> None:
         # A resend is rare: rather than a lookup before every append (a round trip while
         # the session's lock is held), the unique index on client ids refuses it (or the
         # job is refused: the session has ended since), the transaction rolls back, and
         # the stored event is read and answered as a duplicate.
-        async with self._session_lock(session_id):
-            try:
-                event = await self._write(job)
-            except (_DuplicateClientId, ProtocolError) as refusal:
-                if client_id is None or user_id is None:
-                    raise
-                found = await self.find_client_event(session_id, user_id, client_id)
-                if found is not None:
-                    return found
-                if isinstance(refusal, _DuplicateClientId):
-                    raise StoreUnavailable("a resent event vanished; retry") from None
-                raise
+        try:
+            event = await self._write(append.job)
+        except (_DuplicateClientId, ProtocolError) as refusal:
+            await self._answer_refused(session_id, append, refusal)
+        except Exception as failure:
+            _fail(append.future, failure)
+        else:
+            _answer(append.future, event)
             self._notify(event)
-            return event
+
+    async def _answer_refused(self, session_id: str, append: _Append, refusal: Exception) -> None:
+        found: CommittedEvent | None = None
+        if append.client_id is not None and append.user_id is not None:
+            try:
+                found = await self.find_client_event(session_id, append.user_id, append.client_id)
+            except Exception as failure:
+                _fail(append.future, failure)
+                return
+        if found is not None:
+            _answer(append.future, found)
+        elif isinstance(refusal, _DuplicateClientId):
+            _fail(append.future, StoreUnavailable("a resent event vanished; retry"))
+        else:
+            _fail(append.future, refusal)
 
     async def join(
         self,
@@ -967,6 +1055,16 @@ async def _participant_in(
             ErrorCode.UNKNOWN_USER, f"{user_id!r} is not a participant of this session", field=field
         )
     return _participant(row)
+
+
+def _answer(future: asyncio.Future[CommittedEvent], event: CommittedEvent) -> None:
+    if not future.done():  # its caller may have been cancelled meanwhile
+        future.set_result(event)
+
+
+def _fail(future: asyncio.Future[CommittedEvent], failure: BaseException) -> None:
+    if not future.done():
+        future.set_exception(failure)
 
 
 async def _nothing_to_reset(_connection: Connection) -> None:

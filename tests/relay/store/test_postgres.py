@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 
+from collab_lsp.protocol.errors import ErrorCode, ProtocolError
 from collab_lsp.protocol.models import MessageType, ParticipantKind
 from collab_lsp.protocol.permissions import Role
 from collab_lsp.relay.store import CommittedEvent, PostgresStore, StoreUnavailable
@@ -203,3 +204,69 @@ async def test_a_comment_filter_reads_the_stored_json(make_postgres: MakePostgre
         announce=False,
     )
     assert record.kind is ParticipantKind.AGENT
+
+
+async def test_writes_waiting_on_a_session_share_one_commit(make_postgres: MakePostgres) -> None:
+    store = make_postgres()
+    await store.open()
+    seen = []
+    store.add_listener(seen.append)
+    session_id = await new_session(store, "bob")
+    commits = store.commits
+    events = await asyncio.gather(
+        *(store.add_message(session_id, "bob", f"c-{i}", chat(f"m{i}")) for i in range(20))
+    )
+    # The first commits alone; the 19 queued behind it on the session's lock, together.
+    assert store.commits - commits == 2
+    assert [event.seq for event in events] == list(range(3, 23))
+    assert [event.seq for event in seen[-20:]] == list(range(3, 23))
+
+
+async def test_a_refusal_in_a_shared_commit_costs_only_its_own_write(
+    make_postgres: MakePostgres,
+) -> None:
+    store = make_postgres()
+    await store.open()
+    session_id = await new_session(store, "bob")
+    first = await store.add_message(session_id, "bob", "c-0", chat("first"))
+    texts = ["a", "b", "reply to nothing", "first again", "c"]
+    results = await asyncio.gather(
+        store.add_message(session_id, "bob", "c-1", chat("a")),
+        store.add_message(session_id, "bob", "c-2", chat("b")),
+        store.add_message(session_id, "bob", "c-3", chat("x", parent_id="m_nothere")),
+        store.add_message(session_id, "bob", "c-0", chat("first")),
+        store.add_message(session_id, "bob", "c-4", chat("c")),
+        return_exceptions=True,
+    )
+    assert len(results) == len(texts)
+    refused = results[2]
+    assert isinstance(refused, ProtocolError) and refused.code is ErrorCode.NOT_FOUND
+    resent = results[3]
+    assert isinstance(resent, CommittedEvent) and resent.duplicate and resent.seq == first.seq
+    stored = [results[0], results[1], results[4]]
+    assert all(isinstance(e, CommittedEvent) and not e.duplicate for e in stored)
+    assert [e.seq for e in stored if isinstance(e, CommittedEvent)] == [
+        first.seq + 1,
+        first.seq + 2,
+        first.seq + 3,
+    ]
+    assert await store.last_seq(session_id) == first.seq + 3
+
+
+async def test_a_write_cancelled_while_it_waits_for_its_turn_is_never_made(
+    make_postgres: MakePostgres,
+) -> None:
+    store = make_postgres()
+    await store.open()
+    session_id = await new_session(store, "bob")
+    writes = [
+        asyncio.ensure_future(store.add_message(session_id, "bob", f"c-{i}", chat(f"m{i}")))
+        for i in range(3)
+    ]
+    await asyncio.sleep(0)  # the first is committing; the others wait on the session's lock
+    writes[2].cancel()
+    first, second = await asyncio.gather(writes[0], writes[1])
+    assert writes[2].cancelled()
+    assert second.seq == first.seq + 1
+    assert await store.last_seq(session_id) == second.seq
+    assert await store.find_client_event(session_id, "bob", "c-2") is None
