@@ -120,19 +120,26 @@ class _SessionLock:
 
 
 class _Append:
-    """One event waiting for its session's turn, and whoever waits for its answer."""
+    """One event waiting for its session's turn, and whoever waits for its answer.
 
-    __slots__ = ("client_id", "future", "job", "user_id")
+    ``job`` builds and inserts the event with the seq it is given. ``plain``: it leaves the
+    session's row alone (a message or comment), so a batch of such events can take all its
+    seqs at once; an event that may end the session or change it takes its own.
+    """
+
+    __slots__ = ("client_id", "future", "job", "plain", "user_id")
 
     def __init__(
         self,
-        job: Callable[[Connection], Awaitable[CommittedEvent]],
+        job: Callable[[Connection, int], Awaitable[CommittedEvent]],
         user_id: str | None,
         client_id: str | None,
+        plain: bool,
     ) -> None:
         self.job = job
         self.user_id = user_id
         self.client_id = client_id
+        self.plain = plain
         self.future: asyncio.Future[CommittedEvent] = asyncio.get_running_loop().create_future()
 
 
@@ -501,18 +508,17 @@ class PostgresStore:
         return _duplicate(session_id, row) if row else None
 
     async def _event(
-        self, session_id: str, user_id: str | None, client_id: str | None, build: Build
+        self,
+        session_id: str,
+        user_id: str | None,
+        client_id: str | None,
+        build: Build,
+        *,
+        plain: bool = False,
     ) -> CommittedEvent:
-        """Run ``build`` in one transaction with the next seq and append the frame it returns."""
+        """Run ``build`` in a transaction with the next seq and append the frame it returns."""
 
-        async def job(db: Connection) -> CommittedEvent:
-            seq = await db.fetchval(
-                "UPDATE sessions SET last_seq = last_seq + 1 WHERE id = $1 AND status <> 'ended' "
-                "RETURNING last_seq",
-                session_id,
-            )
-            if seq is None:
-                raise ProtocolError(ErrorCode.SESSION_ENDED, "this session has ended")
+        async def job(db: Connection, seq: int) -> CommittedEvent:
             now = utc_now()
             body = await build(db, int(seq), now)
             frame = {
@@ -543,7 +549,7 @@ class PostgresStore:
                 raise
             return CommittedEvent(session_id, frame["id"], int(seq), frame["type"], frame, wire)
 
-        append = _Append(job, user_id, client_id)
+        append = _Append(job, user_id, client_id, plain)
         queued = self._appends.setdefault(session_id, [])
         queued.append(append)
         try:
@@ -572,7 +578,10 @@ class PostgresStore:
         """
 
         async def all_of_them(db: Connection) -> list[CommittedEvent]:
-            return [await append.job(db) for append in batch]
+            if all(append.plain for append in batch):
+                first = await _take_seqs(db, session_id, len(batch))
+                return [await append.job(db, first + i) for i, append in enumerate(batch)]
+            return [await append.job(db, await _take_seqs(db, session_id, 1)) for append in batch]
 
         try:
             try:
@@ -603,8 +612,11 @@ class PostgresStore:
         # the session's lock is held), the unique index on client ids refuses it (or the
         # job is refused: the session has ended since), the transaction rolls back, and
         # the stored event is read and answered as a duplicate.
+        async def alone(db: Connection) -> CommittedEvent:
+            return await append.job(db, await _take_seqs(db, session_id, 1))
+
         try:
-            event = await self._write(append.job)
+            event = await self._write(alone)
         except (_DuplicateClientId, ProtocolError) as refusal:
             await self._answer_refused(session_id, append, refusal)
         except Exception as failure:
@@ -738,7 +750,8 @@ class PostgresStore:
             event_type = "code_comment" if message_type is MessageType.COMMENT else "chat_message"
             return {"type": event_type, "id": message_id, key: stored}
 
-        return await self._event(session_id, user_id, client_id, build)
+        # Leaves the session's row alone: a batch of these takes its seqs at once.
+        return await self._event(session_id, user_id, client_id, build, plain=True)
 
     async def edit_message(
         self, session_id: str, user_id: str, client_id: str | None, message_id: str, content: str
@@ -1055,6 +1068,19 @@ async def _participant_in(
             ErrorCode.UNKNOWN_USER, f"{user_id!r} is not a participant of this session", field=field
         )
     return _participant(row)
+
+
+async def _take_seqs(db: Connection, session_id: str, count: int) -> int:
+    """The first of ``count`` new seqs of the session; the row stays locked until commit."""
+    last = await db.fetchval(
+        "UPDATE sessions SET last_seq = last_seq + $2 WHERE id = $1 AND status <> 'ended' "
+        "RETURNING last_seq",
+        session_id,
+        count,
+    )
+    if last is None:
+        raise ProtocolError(ErrorCode.SESSION_ENDED, "this session has ended")
+    return int(last) - count + 1
 
 
 def _answer(future: asyncio.Future[CommittedEvent], event: CommittedEvent) -> None:

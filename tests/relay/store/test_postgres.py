@@ -270,3 +270,39 @@ async def test_a_write_cancelled_while_it_waits_for_its_turn_is_never_made(
     assert second.seq == first.seq + 1
     assert await store.last_seq(session_id) == second.seq
     assert await store.find_client_event(session_id, "bob", "c-2") is None
+
+
+async def test_nothing_queued_behind_the_end_of_a_session_is_stored(
+    make_postgres: MakePostgres,
+) -> None:
+    store = make_postgres()
+    await store.open()
+    session_id = await new_session(store, "bob")
+    results = await asyncio.gather(
+        store.add_message(session_id, "bob", "c-1", chat("first")),  # commits alone
+        store.add_message(session_id, "bob", "c-2", chat("before the end")),
+        store.end_session(session_id, "alice", "end-1"),
+        store.add_message(session_id, "bob", "c-3", chat("too late")),
+        return_exceptions=True,
+    )
+    first, before, ended, late = results
+    assert isinstance(first, CommittedEvent) and isinstance(before, CommittedEvent)
+    assert isinstance(ended, CommittedEvent) and ended.type == "session_ended"
+    assert (before.seq, ended.seq) == (first.seq + 1, first.seq + 2)
+    assert isinstance(late, ProtocolError) and late.code is ErrorCode.SESSION_ENDED
+    assert await store.last_seq(session_id) == ended.seq
+
+
+async def test_a_batch_of_messages_to_a_session_ended_elsewhere_is_refused_whole(
+    make_postgres: MakePostgres,
+) -> None:
+    here, elsewhere = make_postgres(), make_postgres()
+    await asyncio.gather(here.open(), elsewhere.open())
+    session_id = await new_session(here, "bob")
+    ended = await elsewhere.end_session(session_id, "alice", "end-1")
+    results = await asyncio.gather(
+        *(here.add_message(session_id, "bob", f"c-{i}", chat(f"m{i}")) for i in range(5)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, ProtocolError) and r.code is ErrorCode.SESSION_ENDED for r in results)
+    assert await here.last_seq(session_id) == ended.seq
