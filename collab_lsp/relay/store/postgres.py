@@ -520,12 +520,12 @@ class PostgresStore:
 
         async def job(db: Connection, seq: int) -> CommittedEvent:
             now = utc_now()
-            body = await build(db, int(seq), now)
+            body = await build(db, seq, now)
             frame = {
                 "type": body.pop("type"),
                 "session_id": session_id,
                 "id": body.pop("id", None) or new_id("e"),
-                "seq": int(seq),
+                "seq": seq,
                 "timestamp": now,
                 **body,
             }
@@ -539,7 +539,7 @@ class PostgresStore:
                     frame["type"],
                     wire,
                     now,
-                    int(seq),
+                    seq,
                     frame["id"],
                     client_id,
                 )
@@ -547,7 +547,7 @@ class PostgresStore:
                 if exc.constraint_name == _CLIENT_INDEX:
                     raise _DuplicateClientId from exc
                 raise
-            return CommittedEvent(session_id, frame["id"], int(seq), frame["type"], frame, wire)
+            return CommittedEvent(session_id, frame["id"], seq, frame["type"], frame, wire)
 
         append = _Append(job, user_id, client_id, plain)
         queued = self._appends.setdefault(session_id, [])
@@ -559,11 +559,13 @@ class PostgresStore:
                     # for this session by now (ours first), together.
                     await self._append_all(session_id, self._appends.pop(session_id))
         except asyncio.CancelledError:
-            if append in queued:  # not taken yet: it is never written
+            if self._appends.get(session_id) is queued:  # not taken yet: never written
                 queued.remove(append)
-                if not queued and self._appends.get(session_id) is queued:
+                if not queued:
                     del self._appends[session_id]
-            append.future.cancel()
+            # Taken, it is committed with its batch all the same; nobody reads the answer.
+            if not append.future.cancel() and not append.future.cancelled():
+                append.future.exception()  # retrieved, so never logged as lost
             raise
         return append.future.result()
 

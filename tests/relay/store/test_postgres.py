@@ -306,3 +306,23 @@ async def test_a_batch_of_messages_to_a_session_ended_elsewhere_is_refused_whole
     )
     assert all(isinstance(r, ProtocolError) and r.code is ErrorCode.SESSION_ENDED for r in results)
     assert await here.last_seq(session_id) == ended.seq
+
+
+async def test_a_write_cancelled_after_its_batch_started_is_committed_with_it(
+    make_postgres: MakePostgres,
+) -> None:
+    store = make_postgres()
+    await store.open()
+    session_id = await new_session(store, "bob")
+    writes = [
+        asyncio.ensure_future(store.add_message(session_id, "bob", f"c-{i}", chat(f"m{i}")))
+        for i in range(3)
+    ]
+    await writes[0]  # on release, the next holder takes c-1 and c-2 and starts committing
+    await asyncio.sleep(0)
+    writes[2].cancel()
+    second = await writes[1]
+    assert writes[2].cancelled()
+    stored = await store.find_client_event(session_id, "bob", "c-2")
+    assert stored is not None and stored.seq == second.seq + 1
+    assert await store.last_seq(session_id) == stored.seq
