@@ -15,6 +15,7 @@ forever) and the per-user rate limits.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -25,6 +26,7 @@ from collab_lsp.relay.store.base import CommittedEvent
 __all__ = [
     "Broker",
     "BrokerListener",
+    "BrokerStats",
     "BrokerUnavailable",
     "LocalBroker",
     "PresenceRoll",
@@ -55,6 +57,16 @@ class PresenceRoll:
     orphaned: list[str] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class BrokerStats:
+    """What crossed the broker, for /metrics. The one-relay broker leaves it at zero."""
+
+    published: int = 0  # operations written to the broker (messages, registry changes)
+    dropped: int = 0  # operations lost while it was unreachable (the store fills the gaps)
+    received: Counter[str] = field(default_factory=Counter)  # other relays' messages, by kind
+    failures: int = 0  # times a read, write or liveness renewal failed
+
+
 class BrokerListener(Protocol):
     def on_remote_event(self, session_id: str, seq: int, wire: str) -> None: ...
     def on_remote_presence(
@@ -66,6 +78,7 @@ class BrokerListener(Protocol):
 
 class Broker(Protocol):
     relay_id: str
+    stats: BrokerStats
 
     @property
     def healthy(self) -> bool: ...
@@ -109,6 +122,7 @@ class LocalBroker:
 
     def __init__(self) -> None:
         self._limits: dict[str, SlidingWindow] = {}
+        self.stats = BrokerStats()
 
     async def start(self, listener: BrokerListener) -> None:
         return None

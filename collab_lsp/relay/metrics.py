@@ -2,8 +2,9 @@
 
 Tracked (seed, "Metrics & Monitoring"): active collaborations, messages per
 session, participants per session, connection duration, message delivery latency;
-plus connections, frames by type, errors by code, dropped ephemeral frames, and the
-store's commits and the writes in them (how well group commit batches).
+plus connections, frames by type, errors by code, dropped ephemeral frames, the
+store's commits and the writes in them (how well group commit batches), and what crossed
+the broker between relays.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterable
+
+from collab_lsp.relay.broker import BrokerStats
 
 __all__ = ["Histogram", "Metrics"]
 
@@ -59,7 +62,9 @@ class Metrics:
         healthy: Callable[[], bool],
         store_commits: int = 0,
         store_writes: int = 0,
+        broker: BrokerStats | None = None,
     ) -> str:
+        broker = broker or BrokerStats()
         active = sum(1 for count in participants_per_session.values() if count > 0)
         lines = [
             "# HELP collab_active_collaborations Sessions with at least one connected participant.",
@@ -114,6 +119,23 @@ class Metrics:
             "# HELP collab_store_writes_total Writes in those commits (per commit: batch size).",
             "# TYPE collab_store_writes_total counter",
             f"collab_store_writes_total {store_writes}",
+            "# HELP collab_broker_published_total Operations written to Redis (events, presence, "
+            "who is where). 0 on a single relay.",
+            "# TYPE collab_broker_published_total counter",
+            f"collab_broker_published_total {broker.published}",
+            "# HELP collab_broker_dropped_total Operations lost while Redis was unreachable "
+            "(events are read back from the store).",
+            "# TYPE collab_broker_dropped_total counter",
+            f"collab_broker_dropped_total {broker.dropped}",
+            "# HELP collab_broker_received_total Other relays' messages received, by kind.",
+            "# TYPE collab_broker_received_total counter",
+            *(
+                f'collab_broker_received_total{{kind="{kind}"}} {count}'
+                for kind, count in sorted(broker.received.items())
+            ),
+            "# HELP collab_broker_failures_total Failed reads, writes or renewals against Redis.",
+            "# TYPE collab_broker_failures_total counter",
+            f"collab_broker_failures_total {broker.failures}",
             "# HELP collab_up 1 when the store answers.",
             "# TYPE collab_up gauge",
             f"collab_up {1 if healthy() else 0}",

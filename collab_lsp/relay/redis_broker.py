@@ -43,7 +43,13 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from collab_lsp.relay.broker import BrokerListener, BrokerUnavailable, PresenceRoll, RemoteEntry
+from collab_lsp.relay.broker import (
+    BrokerListener,
+    BrokerStats,
+    BrokerUnavailable,
+    PresenceRoll,
+    RemoteEntry,
+)
 from collab_lsp.relay.store.base import CommittedEvent
 
 __all__ = ["RedisBroker"]
@@ -54,6 +60,8 @@ _POLL_SECONDS = 0.05
 _MAX_BATCH = 500
 _MAX_BACKLOG = 20_000
 _REGISTRY_TTL_SECONDS = 24 * 3600
+# Message kinds on a session's channel, as /metrics names them.
+_KINDS = {"e": "event", "p": "presence", "on": "arrival", "off": "departure"}
 _SUBSCRIBE_TIMEOUT = 5.0
 
 # KEYS[1] the user's window; ARGV: window seconds, limit, a unique member.
@@ -122,6 +130,7 @@ class RedisBroker:
         self._problem: str | None = None
         self._counter = 0
         self._missing_since: dict[str, float] = {}
+        self.stats = BrokerStats()
 
     # -- health ------------------------------------------------------------------------
 
@@ -136,6 +145,7 @@ class RedisBroker:
         return self._problem or f"Redis at {self.where} is unavailable"
 
     def _failed(self, what: str, error: BaseException) -> None:
+        self.stats.failures += 1
         if self._problem is None or self.healthy:
             log.error("Redis %s failed (%s): %s", what, self.where, error)
         self._problem = f"Redis at {self.where} is unavailable ({what}: {error})"
@@ -308,6 +318,7 @@ class RedisBroker:
             return  # our own message, already delivered locally
         session_id = channel.removeprefix(f"{self.prefix}:s:")
         kind = body["k"]
+        self.stats.received[_KINDS.get(kind, "other")] += 1
         if kind == "e":
             self._listener.on_remote_event(session_id, int(body["s"]), body["w"])
         elif kind == "p":
@@ -323,6 +334,7 @@ class RedisBroker:
         if len(self._backlog) >= _MAX_BACKLOG:
             # Redis has been gone for a while; events are recovered from the store.
             self._backlog.popleft()
+            self.stats.dropped += 1
         self._backlog.append(op)
         self._idle.clear()
         self._backlog_ready.set()
@@ -375,7 +387,10 @@ class RedisBroker:
                     self._failed("publish", error)
                     # Dropped: durable events are read from the store by every relay's
                     # catch-up, presence is re-registered when Redis is back.
+                    self.stats.dropped += len(batch) + len(self._backlog)
                     self._backlog.clear()
+                else:
+                    self.stats.published += len(batch)
             self._idle.set()
 
     async def _send(self, batch: list[_Op]) -> None:

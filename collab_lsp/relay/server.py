@@ -182,6 +182,7 @@ class Relay:
                 healthy=self._healthy,
                 store_commits=self.store.commits,
                 store_writes=self.store.committed_writes,
+                broker=self.broker.stats,
             )
             response = connection.respond(HTTPStatus.OK, text)
             del response.headers["Content-Type"]  # Headers keeps repeated keys: replace it

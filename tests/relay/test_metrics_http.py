@@ -8,7 +8,7 @@ import urllib.error
 import urllib.request
 
 from tests.helpers import TIMEOUT, RelayHandle
-from tests.relay.relay_process import until_pong
+from tests.relay.relay_process import RelayProcess, until_pong
 
 K = 7
 
@@ -27,7 +27,7 @@ async def http_get(url: str) -> tuple[int, list[str], str]:
     return await asyncio.to_thread(get)
 
 
-async def scrape(relay: RelayHandle) -> dict[str, float]:
+async def scrape(relay: RelayHandle | RelayProcess) -> dict[str, float]:
     """The metrics as {'name{labels}': value}."""
     status, _, body = await http_get(relay.http + "/metrics")
     assert status == 200
@@ -83,6 +83,8 @@ async def test_metrics_reflect_traffic(relay: RelayHandle) -> None:
     commits = after["collab_store_commits_total"] - before["collab_store_commits_total"]
     writes = after["collab_store_writes_total"] - before["collab_store_writes_total"]
     assert writes >= K and 1 <= commits <= writes
+    # One relay, no Redis: nothing crosses a broker.
+    assert after["collab_broker_published_total"] == after["collab_broker_failures_total"] == 0
 
     # A connection's duration is observed when it closes.
     await bob.close()

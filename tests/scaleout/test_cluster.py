@@ -12,6 +12,7 @@ from typing import Any
 from collab_lsp.protocol.permissions import Role
 from tests.helpers import TIMEOUT, Client
 from tests.relay.relay_process import is_durable, read_until_closed
+from tests.relay.test_metrics_http import scrape
 from tests.scaleout.cluster import Cluster
 
 
@@ -167,3 +168,22 @@ async def test_rate_limits_hold_per_user_across_relays(group: Cluster) -> None:
     refused = await on_two.request({"type": "chat_message", "content": "one too many"})
     assert refused["type"] == "error" and refused["error_code"] == "RATE_LIMITED", refused
     assert 0 < refused["retry_after"] <= 60
+
+
+async def test_metrics_count_what_crosses_the_broker(group: Cluster) -> None:
+    one, two = await group.start(), await group.start()
+    session_id = await group.create_session()
+    alice = await one.join(session_id, "alice", Role.HOST)
+    bob = await two.join(session_id, "bob")
+    await alice.expect("user_joined")
+    sent_before, heard_before = await scrape(one), await scrape(two)
+    for n in range(5):
+        ack = await alice.request({"type": "chat_message", "content": f"over Redis {n}"})
+        assert ack["type"] == "ack", ack
+        await bob.expect("chat_message", id=ack["id"])
+    sent, heard = await scrape(one), await scrape(two)
+    published = "collab_broker_published_total"
+    assert sent[published] - sent_before[published] >= 5  # one event each, at least
+    events = 'collab_broker_received_total{kind="event"}'
+    assert heard[events] - heard_before.get(events, 0) == 5
+    assert sent["collab_broker_failures_total"] == heard["collab_broker_failures_total"] == 0

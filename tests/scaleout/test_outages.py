@@ -12,6 +12,7 @@ from pathlib import Path
 from collab_lsp.client.client import RelayClient
 from collab_lsp.protocol.permissions import Role
 from tests.helpers import TIMEOUT, Client
+from tests.relay.test_metrics_http import scrape
 from tests.scaleout.cluster import Cluster, until_health
 from tests.services import dsn_through, postgres_proxy, private_redis
 
@@ -53,6 +54,9 @@ async def test_redis_restarted_mid_session(group: Cluster, tmp_path: Path) -> No
         assert ack["type"] == "ack", ack
         after = await bob.expect("chat_message", id=ack["id"])
         assert after["seq"] == ack["seq"]
+        # The outage shows in /metrics: both relays counted failures against Redis.
+        for relay in (one, two):
+            assert (await scrape(relay))["collab_broker_failures_total"] >= 1
         # Presence crosses relays again, and the registry was rebuilt: a newcomer sees both.
         await bob.send({"type": "cursor_update", "data": {"file": "a.py", "line": 2, "column": 1}})
         moved = await alice.expect("presence_update", user_id="bob")
