@@ -391,7 +391,7 @@ class FrameHandlers:
             room.session_id, connection.user_id, frame.id, frame.user_id
         )
         self._acknowledge(connection, frame.id, event)
-        self.relay.enforce(room, event)
+        self.relay.events.enforce(room, event)
 
     async def _change_role(self, connection: Connection, room: Room, frame: cf.ChangeRole) -> None:
         if frame.user_id == connection.user_id:
@@ -408,7 +408,7 @@ class FrameHandlers:
     async def _end_session(self, connection: Connection, room: Room, frame: cf.EndSession) -> None:
         event = await self.store.end_session(room.session_id, connection.user_id, frame.id)
         self._acknowledge(connection, frame.id, event)
-        self.relay.enforce(room, event)
+        self.relay.events.enforce(room, event)
 
     # -- replies -------------------------------------------------------------------------------
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import re
 import time
@@ -46,13 +45,13 @@ from collab_lsp.relay.auth import Authenticator
 from collab_lsp.relay.broker import Broker, BrokerUnavailable, LocalBroker, PresenceRoll
 from collab_lsp.relay.config import RelayConfig
 from collab_lsp.relay.connection import Connection
+from collab_lsp.relay.event_flow import EventFlow
 from collab_lsp.relay.handlers import FrameHandlers, error_frame
 from collab_lsp.relay.metrics import Metrics
 from collab_lsp.relay.redis_broker import RedisBroker
 from collab_lsp.relay.room import Room
 from collab_lsp.relay.store import make_store
 from collab_lsp.relay.store.base import (
-    CommittedEvent,
     ParticipantRecord,
     Store,
     StoreUnavailable,
@@ -79,6 +78,7 @@ class Relay:
         self.connections: set[Connection] = set()
         self.auth: Authenticator | None = None
         self.handlers = FrameHandlers(self)
+        self.events = EventFlow(self)
         self._opening: set[str] = set()
         self._server: Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -99,11 +99,11 @@ class Relay:
     async def start(self) -> None:
         await self.store.open()
         try:
-            await self.broker.start(self)
+            await self.broker.start(self.events)
         except BaseException:
             await self.store.close()
             raise
-        self.store.add_listener(self._on_commit)
+        self.store.add_listener(self.events.on_commit)
         secret = self.config.secret or await self.store.relay_secret()
         self.auth = Authenticator(
             secret,
@@ -124,7 +124,7 @@ class Relay:
         )
         self.port = next(iter(self._server.sockets)).getsockname()[1]
         loop = asyncio.get_running_loop()
-        self._sweeper = loop.create_task(self._sweep_presence())
+        self._sweeper = loop.create_task(self.events.sweep_presence())
         self._health_watch = loop.create_task(self._watch_health())
         shared = "" if isinstance(self.broker, LocalBroker) else f", {self.broker.relay_id}"
         log.info("relay listening on %s (store epoch %s%s)", self.url, self.store.epoch, shared)
@@ -223,7 +223,7 @@ class Relay:
                         connection.send_control(notice)
                 if problem is None:
                     log.info("durable writes work again")
-                    self._spawn(self._catch_up_all())
+                    self.spawn(self.events.catch_up_all())
                 else:
                     log.warning("durable writes refused: %s", problem)
 
@@ -423,7 +423,7 @@ class Relay:
         def still_wanted() -> bool:
             return session_id in self.rooms or session_id in self._opening
 
-        self._spawn(self.broker.unwatch(session_id, still_wanted))
+        self.spawn(self.broker.unwatch(session_id, still_wanted))
 
     async def _send_snapshot(
         self, connection: Connection, room: Room, frame: JoinSession, personal_token: str | None
@@ -481,10 +481,10 @@ class Relay:
         grace = 0.0 if connection.left_on_purpose else self.config.reconnect_grace_seconds
         reason = "left" if connection.left_on_purpose else "timeout"
         room.schedule_leave(
-            user_id, grace, lambda: self._spawn(self._finish_leave(room, user_id, reason))
+            user_id, grace, lambda: self.spawn(self._finish_leave(room, user_id, reason))
         )
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -494,10 +494,10 @@ class Relay:
             return
         self.broker.publish_departure(room.session_id, user_id)
         if not room.is_online(user_id):  # not still connected to another relay
-            await self._record_leave(room, user_id, reason)
+            await self.record_leave(room, user_id, reason)
         self._drop_room_if_idle(room)
 
-    async def _record_leave(self, room: Room, user_id: str, reason: str) -> None:
+    async def record_leave(self, room: Room, user_id: str, reason: str) -> None:
         try:
             await self.store.leave(room.session_id, user_id, reason)
         except (ProtocolError, StoreUnavailable) as error:
@@ -507,143 +507,6 @@ class Relay:
         if room.is_empty() and self.rooms.get(room.session_id) is room:
             del self.rooms[room.session_id]
             self._unwatch(room.session_id)
-
-    # -- delivery ---------------------------------------------------------------------------
-
-    def _on_commit(self, event: CommittedEvent) -> None:
-        """This relay committed an event: tell the other relays, deliver it here."""
-        if not event.duplicate:
-            self.broker.publish_event(event)
-        room = self.rooms.get(event.session_id)
-        if room is not None:
-            # The handler that wrote it enforces it, after its ack (see ``enforce``).
-            self._accept(room, event, enforced_by_caller=event)
-
-    def _accept(
-        self, room: Room, event: CommittedEvent, enforced_by_caller: CommittedEvent | None = None
-    ) -> None:
-        """Deliver in seq order whatever ``event`` makes deliverable; fill gaps from the store."""
-        for ready in room.order.offer(event):
-            self._deliver(room, ready)
-            if ready is not enforced_by_caller:
-                self.enforce(room, ready)
-        if room.order.waiting and not room.filling:
-            room.filling = True
-            self._spawn(self._fill_gap(room))
-
-    def _deliver(self, room: Room, event: CommittedEvent) -> None:
-        for slow in room.deliver(event):
-            if not slow.closing:
-                self.metrics.slow_consumers_closed += 1
-                slow.close_now(CloseCode.SLOW_CONSUMER, "too far behind: resume from your last seq")
-
-    async def _fill_gap(self, room: Room) -> None:
-        try:
-            await self._catch_up(room)
-        except StoreUnavailable as error:
-            log.warning("cannot read missed events from the store: %s", error)
-        finally:
-            room.filling = False
-
-    # -- what the other relays say (BrokerListener) -----------------------------------------
-
-    def on_remote_event(self, session_id: str, seq: int, wire: str) -> None:
-        room = self.rooms.get(session_id)
-        if room is not None and seq > room.last_seq:
-            self._accept(room, _event_from_wire(session_id, seq, wire))
-
-    def on_remote_presence(
-        self, session_id: str, relay_id: str, user_id: str, wire: str | None
-    ) -> None:
-        room = self.rooms.get(session_id)
-        if room is not None:
-            room.remote_presence(relay_id, user_id, wire)
-
-    def on_remote_departure(self, session_id: str, relay_id: str, user_id: str) -> None:
-        room = self.rooms.get(session_id)
-        if room is not None:
-            room.remote_departure(relay_id, user_id)
-
-    def on_broker_restored(self) -> None:
-        """Redis is back (perhaps empty): register our users again, read what we missed."""
-        for room in list(self.rooms.values()):
-            self._spawn(self._reregister(room))
-
-    async def _reregister(self, room: Room) -> None:
-        users: dict[str, str | None] = {
-            user_id: room.presence_wire(user_id) if user_id in room.presence.users else None
-            for user_id in room.online()
-        }
-        try:
-            await self.broker.register(room.session_id, users)
-            await self._catch_up(room)
-        except (BrokerUnavailable, StoreUnavailable) as error:
-            log.warning("could not re-register session %s: %s", room.session_id, error)
-
-    async def _catch_up_all(self) -> None:
-        for room in list(self.rooms.values()):
-            try:
-                await self._catch_up(room)
-            except StoreUnavailable as error:
-                log.warning("cannot read the store: %s", error)
-                return
-
-    def enforce(self, room: Room, event: CommittedEvent) -> None:
-        """Disconnect whom a removal or the end of the session concerns.
-
-        Called after the requester's ack is queued, so the host sees its ack
-        before its own connection closes when it ends the session.
-        """
-        if event.duplicate:
-            return
-        if event.type == "user_removed":
-            for connection in room.connections_of(event.frame["user_id"]):
-                connection.close_after_flush(CloseCode.REMOVED, "you were removed from the session")
-        elif event.type == "session_ended":
-            room.close_all(CloseCode.SESSION_ENDED, "the session has ended")
-
-    async def _sweep_presence(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.presence_sweep_seconds)
-            for room in list(self.rooms.values()):
-                room.sweep_presence()
-                try:
-                    await self._catch_up(room)
-                    await self._reconcile(room)
-                except (StoreUnavailable, BrokerUnavailable) as error:
-                    log.warning("sweep of session %s failed: %s", room.session_id, error)
-
-    async def _catch_up(self, room: Room) -> None:
-        """Deliver what the store has and this room has not seen.
-
-        Events written by another process (`collab-relay session end`), by other
-        relays while the broker was away, or lost between them.
-        """
-        while await self.store.last_seq(room.session_id) > room.last_seq:
-            rows = await self.store.events_after(room.session_id, room.last_seq, 1000)
-            if not rows:
-                return
-            for seq, wire in rows:
-                if seq > room.last_seq + 1:
-                    log.warning(
-                        "session %s has no events %d..%d",
-                        room.session_id,
-                        room.last_seq + 1,
-                        seq - 1,
-                    )
-                    for ready in room.order.skip_to(seq - 1):
-                        self._deliver(room, ready)
-                        self.enforce(room, ready)
-                self._accept(room, _event_from_wire(room.session_id, seq, wire))
-
-    async def _reconcile(self, room: Room) -> None:
-        """Take the broker's word on who is connected elsewhere; mark the orphans as left."""
-        roll = await self.broker.roll(room.session_id)
-        room.replace_remote(roll.remote)
-        for user_id in roll.orphaned:
-            if room.is_participant(user_id) and not room.is_online(user_id):
-                log.info("%s was on a relay that stopped; marking them as left", user_id)
-                await self._record_leave(room, user_id, "timeout")
 
     async def _refuse(self, connection: Connection, error: ProtocolError) -> None:
         """Refuse a connection that could not join: say why, then close with a matching code."""
@@ -668,8 +531,3 @@ def _make_broker(config: RelayConfig) -> Broker:
             expiry_seconds=config.presence_expiry_seconds,
         )
     return LocalBroker()
-
-
-def _event_from_wire(session_id: str, seq: int, wire: str) -> CommittedEvent:
-    frame = json.loads(wire)
-    return CommittedEvent(session_id, frame["id"], seq, frame["type"], frame, wire)
