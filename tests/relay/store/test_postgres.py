@@ -8,7 +8,7 @@ stop it, as a network partition or a restarting server would.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
@@ -253,9 +253,19 @@ async def test_a_refusal_in_a_shared_commit_costs_only_its_own_write(
     assert await store.last_seq(session_id) == first.seq + 3
 
 
-async def test_a_write_cancelled_while_it_waits_for_its_turn_is_never_made(
+async def until(condition: Callable[[], bool]) -> None:
+    """Let the other tasks run until ``condition`` holds (yields, no timed sleep)."""
+    for _ in range(10_000):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the store never got there")
+
+
+async def one_committing_two_waiting(
     make_postgres: MakePostgres,
-) -> None:
+) -> tuple[PostgresStore, str, list[asyncio.Future[CommittedEvent]]]:
+    """Three writes to one session: c-0 committing, c-1 and c-2 queued on its lock."""
     store = make_postgres()
     await store.open()
     session_id = await new_session(store, "bob")
@@ -263,7 +273,14 @@ async def test_a_write_cancelled_while_it_waits_for_its_turn_is_never_made(
         asyncio.ensure_future(store.add_message(session_id, "bob", f"c-{i}", chat(f"m{i}")))
         for i in range(3)
     ]
-    await asyncio.sleep(0)  # the first is committing; the others wait on the session's lock
+    await until(lambda: len(store._appends.get(session_id, ())) == 2)
+    return store, session_id, writes
+
+
+async def test_a_write_cancelled_while_it_waits_for_its_turn_is_never_made(
+    make_postgres: MakePostgres,
+) -> None:
+    store, session_id, writes = await one_committing_two_waiting(make_postgres)
     writes[2].cancel()
     first, second = await asyncio.gather(writes[0], writes[1])
     assert writes[2].cancelled()
@@ -311,15 +328,10 @@ async def test_a_batch_of_messages_to_a_session_ended_elsewhere_is_refused_whole
 async def test_a_write_cancelled_after_its_batch_started_is_committed_with_it(
     make_postgres: MakePostgres,
 ) -> None:
-    store = make_postgres()
-    await store.open()
-    session_id = await new_session(store, "bob")
-    writes = [
-        asyncio.ensure_future(store.add_message(session_id, "bob", f"c-{i}", chat(f"m{i}")))
-        for i in range(3)
-    ]
-    await writes[0]  # on release, the next holder takes c-1 and c-2 and starts committing
-    await asyncio.sleep(0)
+    store, session_id, writes = await one_committing_two_waiting(make_postgres)
+    await writes[0]
+    # On release, the next holder takes c-1 and c-2 off the queue and starts committing.
+    await until(lambda: session_id not in store._appends)
     writes[2].cancel()
     second = await writes[1]
     assert writes[2].cancelled()
