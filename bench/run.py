@@ -239,6 +239,8 @@ def scenario_durable(opts: argparse.Namespace, t: dict[str, float]) -> list[dict
     sessions, per = (1, 4) if opts.tiny else (10, 10)
     base = {"mode": "durable", "n_sessions": sessions, "participants": per, **t, "drain": 2.0}
     runs = [("open loop, 50 msgs/s per sender", {"rate": 50})]
+    if not (opts.tiny or opts.quick):  # the headroom above the target
+        runs.append(("open loop, 60 msgs/s per sender", {"rate": 60}))
     if not opts.tiny:
         runs.append(("closed loop, 1 outstanding per sender", {"rate": None}))
     servers: list[tuple[str, str, dict[str, Any]]] = [("relay", "relay", {})]
@@ -558,11 +560,16 @@ def targets(res: dict[str, Any]) -> list[str]:
         if r["server"] != "relay":
             continue
         p99 = r["ack_ms"]["p99"]
+        measured = f"{r['acked_per_s']:,.0f}/s, {r['senders']} senders, p99 {fmt(p99)} ms"
+        if r["offered_per_s"] is None:
+            # A closed loop finds the ceiling; its latency is senders / throughput
+            # (Little's law), not the latency at a given rate, so it is not judged.
+            out.append(f"| durable ceiling ({r['label']}) | {measured} | (for reference) |")
+            continue
         ok = r["acked_per_s"] >= 5000 and r["senders"] >= 100 and p99 is not None and p99 <= 20
         out.append(
             f"| durable ≥ 5,000 acked/s, ≥ 100 senders, ack p99 ≤ 20 ms ({r['label']}) "
-            f"| {r['acked_per_s']:,.0f}/s, {r['senders']} senders, p99 {fmt(p99)} ms "
-            f"| {'met' if ok else 'missed'} |"
+            f"| {measured} | {'met' if ok else 'missed'} |"
         )
     cap = [r for r in res.get("capacity") or [] if r["server"] == "relay"]
     if cap:
@@ -634,9 +641,10 @@ def plots(res: dict[str, Any], folder: Path) -> list[str]:
         names.append("relay_fanout_p99.png")
     durable = res.get("durable") or []
     if durable:
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+        loads = list(dict.fromkeys(r["label"] for r in durable))
+        fig, axes = plt.subplots(1, len(loads), figsize=(5.5 * len(loads), 4), squeeze=False)
         servers = list(dict.fromkeys(r["server"] for r in durable))
-        for ax, label in zip(axes, dict.fromkeys(r["label"] for r in durable), strict=False):
+        for ax, label in zip(axes[0], loads, strict=True):
             rows = {r["server"]: r for r in durable if r["label"] == label}
             for offset, stat in ((-0.2, "p50"), (0.2, "p99")):
                 ax.bar(

@@ -70,6 +70,7 @@ from collab_lsp.relay.store.sqlite import (
     _user_info,
     check_schema_version,
     new_id,
+    time_ordered_id,
 )
 
 __all__ = ["PostgresStore", "migrate_postgres", "postgres_schema_version"]
@@ -720,7 +721,7 @@ class PostgresStore:
                 if message_type is MessageType.COMMENT:
                     for key in ("file", "line", "end_line", "code_snippet", "commit", "blob"):
                         fields[key] = getattr(parent, key)
-            message_id = new_id("m")
+            message_id = time_ordered_id("m")
             metadata = {
                 "mentions": fields.get("mentions", []),
                 "reactions": {},

@@ -185,6 +185,17 @@ async def test_chat_message_frame_and_stored_message(store: Store) -> None:
     assert await store.get_message("s_other", event.event_id) is None
 
 
+async def test_message_ids_sort_in_the_order_messages_were_stored(store: Store) -> None:
+    # Ordered keys keep the primary-key index's inserts on its last page (time_ordered_id).
+    session_id = await new_session(store, "bob")
+    ids = []
+    for i in range(5):
+        event = await store.add_message(session_id, "bob", None, chat(f"m{i}"))
+        ids.append(event.event_id)  # each awaited commit ends microseconds after the last
+    assert ids == sorted(ids) and len(set(ids)) == 5
+    assert all(i.startswith("m_") for i in ids)
+
+
 async def test_comments_threads_and_parent_refusals(store: Store) -> None:
     session_id = await new_session(store, "bob")
     root = await store.add_message(
