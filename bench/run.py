@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import math
 import os
 import platform
 import re
@@ -226,10 +225,7 @@ def scenario_saturation(opts: argparse.Namespace, t: dict[str, float]) -> list[d
     rows = []
     for kind, relay_args, coalesce in variants:
         variant = kind if kind == "reference" else f"relay (cursor_interval {coalesce:g} s)"
-        # One update per coalescing window exactly sits on the loss rule's edge: an update
-        # replaced by one sent a hair more than W later counts as lost. Below or above it
-        # the rule is clear-cut, so that one rate is left out for the coalescing relay.
-        for rate in [r for r in rates if not math.isclose(r * coalesce, 1.0)]:
+        for rate in rates:
             spec = fanout_spec(*shape, rate, t, coalesce)
             r = point(kind, opts, spec, **relay_args)
             r.update(variant=variant, sessions=shape[0], participants=shape[1], rate=rate)
