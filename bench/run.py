@@ -322,6 +322,8 @@ def report(res: dict[str, Any], opts: argparse.Namespace, took: float) -> str:
         f"core was measured again, up to {opts.retries} times {opts.retry_pause:g} s apart, "
         "and the quietest attempt is shown (*others' CPU*, with the attempt number)."
     )
+    rows = [r for key in ("fanout", "saturation", "durable") for r in res.get(key) or []]
+    gen_loop = rows[0].get("gen_loop", "asyncio") if rows else "asyncio"
     out.append("")
     out.append(
         "The **reference** (`bench/relay_reference.py`) is a bare `websockets` broadcast "
@@ -329,8 +331,8 @@ def report(res: dict[str, Any], opts: argparse.Namespace, took: float) -> str:
         "`json.dumps`, `websockets.broadcast` to the others (cursor) or to everyone plus an "
         "ack (chat); no auth, no validation, no storage, no coalescing. The **load "
         "generator** (`bench/loadgen.py`) speaks WebSocket on raw asyncio transports (zero "
-        "mask key) so one core reads frames faster than a `websockets` client; its own CPU "
-        "is in every table (`gen CPU`, % of one core)."
+        f"mask key), on {gen_loop}'s event loop, so one core reads frames faster than a "
+        "`websockets` client; its own CPU is in every table (`gen CPU`, % of one core)."
     )
     out.append("")
     out.append(
