@@ -68,3 +68,12 @@ def test_quick_tiny_run_produces_well_formed_results(tmp_path: Path) -> None:
     assert text.count("## Relay throughput") == 1
     for heading in ("Scenario 1", "Scenario 2", "Scenario 3", "Scenario 4", "### Targets"):
         assert heading in text
+
+    # The same section again from the saved results alone, nothing measured.
+    again = tmp_path / "again.md"
+    run.main(["--report-from", str(raw), "--doc", str(again), "--plots", str(tmp_path / "p2")])
+    assert (
+        again.read_text(encoding="utf-8").split("## Relay throughput", 1)[1]
+        == text.split("## Relay throughput", 1)[1]
+    )
+    assert (tmp_path / "p2" / "relay_durable.png").stat().st_size > 0
