@@ -217,8 +217,8 @@ def edge_step(rate: float, coalesce: float) -> float:
     """``rate``, or one less where it is exactly one update per coalescing window W.
 
     There every update that the relay holds for up to W (as designed) is superseded by one
-    sent a hair more than W after it, which the loss rule counts as lost: measured, 1,368
-    to 1,962 "lost" at 20/s and none at 19/s, the relay's core equally busy.
+    sent a hair more than W after it, which the loss rule counts as lost: measured, up to
+    1,962 "lost" at 20/s and none at 19/s, the relay's core equally busy.
     """
     return rate - 1 if coalesce and math.isclose(rate * coalesce, 1.0) else rate
 
