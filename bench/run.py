@@ -191,14 +191,19 @@ def fanout_spec(sessions: int, per: int, rate: float, t: dict[str, float], coale
 
 
 def scenario_fanout(opts: argparse.Namespace, t: dict[str, float]) -> list[dict[str, Any]]:
-    shapes = [(1, 3)] if opts.tiny else [(1, 2), (1, 10), (1, 50), (50, 10)]
+    if opts.tiny:
+        shapes = [(1, 3)]
+    elif opts.quick:
+        shapes = [(1, 10), (50, 10)]
+    else:
+        shapes = [(1, 2), (1, 10), (1, 50), (50, 10)]
     rows = []
     for sessions, per in shapes:
         for kind in ("relay", "reference", COMPRESSED):
             coalesce = COALESCE if kind != "reference" else 0.0
             spec = fanout_spec(sessions, per, 10, t, coalesce)
             if kind == COMPRESSED:
-                if per < 10 and not opts.tiny:
+                if (per < 10 or opts.quick) and not opts.tiny:
                     continue
                 spec["compression"] = True
                 r = point("relay", opts, spec, compression=True)
@@ -227,7 +232,7 @@ def scenario_saturation(opts: argparse.Namespace, t: dict[str, float]) -> list[d
     if opts.tiny:
         shape, rates = (1, 3), [10]
     elif opts.quick:
-        shape, rates = (50, 10), [20, 40]
+        shape, rates = (50, 10), [20]
     else:
         shape, rates = (50, 10), [10, 20, 30, 40, 60, 80]
     variants = [("reference", {}, 0.0), ("relay", {"cursor_interval": 0}, 0.0)]
@@ -252,7 +257,7 @@ def scenario_durable(opts: argparse.Namespace, t: dict[str, float]) -> list[dict
     runs = [("open loop, 50 msgs/s per sender", {"rate": 50})]
     if not (opts.tiny or opts.quick):  # the headroom above the target
         runs.append(("open loop, 60 msgs/s per sender", {"rate": 60}))
-    if not opts.tiny:
+    if not (opts.tiny or opts.quick):
         runs.append(("closed loop, 1 outstanding per sender", {"rate": None}))
     servers: list[tuple[str, str, dict[str, Any]]] = [("relay", "relay", {})]
     if opts.postgres_dsn:
@@ -792,7 +797,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if opts.tiny:
         t = {"warmup": 0.3, "duration": 1.0, "drain": 0.5}
     elif opts.quick:
-        t = {"warmup": 0.5, "duration": 2.0, "drain": 1.0}
+        t = {"warmup": 0.5, "duration": 1.5, "drain": 0.5}
     else:
         t = {"warmup": 1.0, "duration": 5.0, "drain": 1.5}
     import websockets
